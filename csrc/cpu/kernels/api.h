@@ -1,0 +1,63 @@
+// The torch-free kernel interface of lowbit's CPU backend.
+//
+// Everything under csrc/cpu/kernels/ is plain C++ with no torch dependency: the torch bindings in
+// csrc/cpu/registration.cpp validate tensors, allocate outputs and hand raw pointers to the drivers in
+// linear.h, which tile the work and call the micro-kernels of one instruction-set variant through a
+// KernelTable. Each variant (generic/, avx2/, ...) fills one table from files compiled with its own flags,
+// so adding a variant means adding a folder and one line in isa.cpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace lowbit::cpu {
+
+// Output columns per packed panel. One panel is the unit of work a thread takes and the unit a
+// micro-kernel produces; 16 fp32 lanes are two AVX2 or one AVX512 register.
+constexpr int64_t kPanel = 16;
+
+enum class ActDType : int32_t { f32 = 0, bf16 = 1, f16 = 2 };
+
+// ---- Packed layouts (identical for every variant, so packing is ISA-independent) ----
+// Panel p holds output columns [16p, 16p + 16); columns past N are zero-padded (weight 0, scale 0).
+//
+// a16w8: [16 x f32 scale][K x 16 int8]                               (k-major, 16 columns per k)
+// a16w4: per group: [16 x f32 scale][16 x f32 zero][g/2 x 16 bytes]  byte = q[k] | q[k+1] << 4 (k even)
+// da8w8: [16 x f32 scale][16 x i32 sum_k w][K4/4 x 16 x 4 int8]      4 consecutive k of one column together
+//        (K4 = K rounded up to 4, padded with zeros): the dot-product-of-4-bytes order of VNNI/vpmaddwd.
+inline int64_t a16w8_panel_bytes(int64_t K) { return kPanel * 4 + K * kPanel; }
+inline int64_t a16w4_group_bytes(int64_t group) { return kPanel * 8 + group / 2 * kPanel; }
+inline int64_t a16w4_panel_bytes(int64_t K, int64_t group) { return K / group * a16w4_group_bytes(group); }
+inline int64_t round_up4(int64_t K) { return (K + 3) / 4 * 4; }
+inline int64_t da8w8_panel_bytes(int64_t K) { return kPanel * 8 + round_up4(K) * kPanel; }
+inline int64_t num_panels(int64_t N) { return (N + kPanel - 1) / kPanel; }
+
+// ---- Micro-kernels of one instruction-set variant ----
+struct KernelTable {
+  const char* name;
+
+  // Activation row(s) in bf16/fp16/fp32 -> fp32 (exact widening).
+  void (*to_f32)(const void* src, ActDType dtype, float* dst, int64_t n);
+  // fp32 -> activation dtype, round to nearest even, optionally adding an fp32 bias first.
+  void (*from_f32)(const float* src, const float* bias, void* dst, ActDType dtype, int64_t n);
+
+  // Dequantize k in [k0, k0 + kc) of one packed panel to fp32 dst[kc][16].
+  void (*dequant_a16w8)(const uint8_t* panel, int64_t k0, int64_t kc, float* dst);
+  // Same for int4; k0 and kc are even, the chunk may span several groups or part of one.
+  void (*dequant_a16w4)(const uint8_t* panel, int64_t group, int64_t k0, int64_t kc, float* dst);
+
+  // c[i][0:16] (+)= a[i][0:kc] . b[0:kc][0:16] for i < m; a has row stride lda, c is dense [m][16].
+  void (*gemm_f32_panel)(const float* a, int64_t lda, const float* b, int64_t kc, float* c, int64_t m,
+                         bool accumulate);
+
+  // One activation row -> int8 (per-row symmetric, amax / 127, round half to even), zero-padded to K4.
+  // A row with a NaN or Inf gets scale NaN, so its outputs are NaN rather than a silent finite value.
+  void (*quantize_row_s8)(const float* x, int64_t K, int64_t K4, int8_t* xq, float* scale);
+  // c[i][0:16] = sum_k a[i][k] * w[k][0:16] in int32, for i < m; a has row stride lda (>= K4).
+  void (*gemm_s8_panel)(const int8_t* a, int64_t lda, const int8_t* w, int64_t K4, int32_t* c, int64_t m);
+};
+
+const KernelTable& generic_kernels();
+const KernelTable& avx2_kernels();
+
+}  // namespace lowbit::cpu

@@ -1,0 +1,81 @@
+// Tiling of the three modes. A thread owns a contiguous range of 16-column panels and streams each
+// panel's weights once per block of kRowBlock activation rows: for the a16 modes a K-chunk of the panel is
+// dequantized to an fp32 tile that stays in L1 and is reused by every row of the block.
+#include "cpu/kernels/linear.h"
+
+#include <algorithm>
+
+namespace lowbit::cpu {
+namespace {
+
+constexpr int64_t kRowBlock = 64;  // rows whose fp32 results [64][16] stay in L1 beside the weight tile
+constexpr int64_t kChunk = 256;    // K per dequantized tile: 16 KiB of fp32
+
+size_t element_size(ActDType t) { return t == ActDType::f32 ? 4 : 2; }
+
+// Rows [i0, i0 + m) of panel p: c[m][16] -> y, only the columns that exist.
+void store_panel(const KernelTable& kt, const LinearArgs& a, const float* c, int64_t p, int64_t i0, int64_t m) {
+  const int64_t n0 = p * kPanel, width = std::min(kPanel, a.N - n0);
+  const size_t es = element_size(a.y_dtype);
+  for (int64_t i = 0; i < m; ++i) {
+    auto* dst = static_cast<char*>(a.y) + ((i0 + i) * a.N + n0) * es;
+    kt.from_f32(c + i * kPanel, a.bias ? a.bias + n0 : nullptr, dst, a.y_dtype, width);
+  }
+}
+
+template <typename Dequant>
+void linear_a16_panels(const KernelTable& kt, const LinearArgs& a, int64_t panel_bytes, int64_t chunk,
+                       Dequant dequant, int64_t p0, int64_t p1) {
+  alignas(64) float tile[kChunk * kPanel];
+  alignas(64) float c[kRowBlock * kPanel];
+  for (int64_t p = p0; p < p1; ++p) {
+    const uint8_t* panel = a.packed + p * panel_bytes;
+    for (int64_t i0 = 0; i0 < a.M; i0 += kRowBlock) {
+      const int64_t m = std::min(kRowBlock, a.M - i0);
+      for (int64_t k0 = 0; k0 < a.K; k0 += chunk) {
+        const int64_t kc = std::min(chunk, a.K - k0);
+        dequant(panel, k0, kc, tile);
+        kt.gemm_f32_panel(a.x + i0 * a.K + k0, a.K, tile, kc, c, m, k0 > 0);
+      }
+      store_panel(kt, a, c, p, i0, m);
+    }
+  }
+}
+
+}  // namespace
+
+void linear_a16w8_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1) {
+  auto dequant = [&](const uint8_t* panel, int64_t k0, int64_t kc, float* tile) {
+    kt.dequant_a16w8(panel, k0, kc, tile);
+  };
+  linear_a16_panels(kt, a, a16w8_panel_bytes(a.K), kChunk, dequant, p0, p1);
+}
+
+void linear_a16w4_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1) {
+  auto dequant = [&](const uint8_t* panel, int64_t k0, int64_t kc, float* tile) {
+    kt.dequant_a16w4(panel, a.group, k0, kc, tile);
+  };
+  // kChunk is even, so every chunk starts on an even k as the nibble pairs require
+  linear_a16_panels(kt, a, a16w4_panel_bytes(a.K, a.group), kChunk, dequant, p0, p1);
+}
+
+void linear_da8w8_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1) {
+  const int64_t K4 = round_up4(a.K), panel_bytes = da8w8_panel_bytes(a.K);
+  alignas(64) int32_t acc[kRowBlock * kPanel];
+  alignas(64) float c[kRowBlock * kPanel];
+  for (int64_t p = p0; p < p1; ++p) {
+    const uint8_t* panel = a.packed + p * panel_bytes;
+    const float* w_scale = reinterpret_cast<const float*>(panel);
+    const int8_t* w = reinterpret_cast<const int8_t*>(panel + kPanel * 8);
+    for (int64_t i0 = 0; i0 < a.M; i0 += kRowBlock) {
+      const int64_t m = std::min(kRowBlock, a.M - i0);
+      kt.gemm_s8_panel(a.xq + i0 * K4, K4, w, K4, acc, m);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < kPanel; ++j)
+          c[i * kPanel + j] = float(acc[i * kPanel + j]) * a.x_scale[i0 + i] * w_scale[j];
+      store_panel(kt, a, c, p, i0, m);
+    }
+  }
+}
+
+}  // namespace lowbit::cpu

@@ -1,0 +1,69 @@
+#include "cpu/kernels/pack.h"
+
+#include <cstring>
+
+#include "cpu/kernels/api.h"
+
+namespace lowbit::cpu {
+namespace {
+
+inline void put_f32(uint8_t* dst, int64_t j, float v) { std::memcpy(dst + j * 4, &v, 4); }
+
+}  // namespace
+
+void pack_a16w8(const int8_t* weight, const float* scales, int64_t N, int64_t K, uint8_t* out, int64_t p0,
+                int64_t p1) {
+  const int64_t panel_bytes = a16w8_panel_bytes(K);
+  for (int64_t p = p0; p < p1; ++p) {
+    uint8_t* dst = out + p * panel_bytes;
+    std::memset(dst, 0, size_t(panel_bytes));
+    int8_t* w = reinterpret_cast<int8_t*>(dst + kPanel * 4);
+    for (int64_t j = 0; j < kPanel && p * kPanel + j < N; ++j) {
+      const int64_t n = p * kPanel + j;
+      put_f32(dst, j, scales[n]);
+      for (int64_t k = 0; k < K; ++k) w[k * kPanel + j] = weight[n * K + k];
+    }
+  }
+}
+
+void pack_a16w4(const uint8_t* weight, const float* scales, const uint8_t* zeros, int64_t N, int64_t K,
+                int64_t group, uint8_t* out, int64_t p0, int64_t p1) {
+  const int64_t groups = K / group, group_bytes = a16w4_group_bytes(group);
+  for (int64_t p = p0; p < p1; ++p) {
+    uint8_t* dst = out + p * a16w4_panel_bytes(K, group);
+    std::memset(dst, 0, size_t(a16w4_panel_bytes(K, group)));
+    for (int64_t j = 0; j < kPanel && p * kPanel + j < N; ++j) {
+      const int64_t n = p * kPanel + j;
+      for (int64_t g = 0; g < groups; ++g) {
+        uint8_t* gd = dst + g * group_bytes;
+        put_f32(gd, j, scales[n * groups + g]);
+        put_f32(gd + kPanel * 4, j, zeros ? float(zeros[n * groups + g]) : 8.f);
+        // a canonical byte already holds (k, k+1) of one column in the order the kernels want
+        const uint8_t* src = weight + n * (K / 2) + g * group / 2;
+        for (int64_t kk = 0; kk < group / 2; ++kk) gd[kPanel * 8 + kk * kPanel + j] = src[kk];
+      }
+    }
+  }
+}
+
+void pack_da8w8(const int8_t* weight, const float* scales, int64_t N, int64_t K, uint8_t* out, int64_t p0,
+                int64_t p1) {
+  const int64_t panel_bytes = da8w8_panel_bytes(K);
+  for (int64_t p = p0; p < p1; ++p) {
+    uint8_t* dst = out + p * panel_bytes;
+    std::memset(dst, 0, size_t(panel_bytes));
+    int8_t* w = reinterpret_cast<int8_t*>(dst + kPanel * 8);
+    for (int64_t j = 0; j < kPanel && p * kPanel + j < N; ++j) {
+      const int64_t n = p * kPanel + j;
+      int32_t sum = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        w[(k / 4) * kPanel * 4 + j * 4 + k % 4] = weight[n * K + k];
+        sum += weight[n * K + k];
+      }
+      put_f32(dst, j, scales[n]);
+      std::memcpy(dst + kPanel * 4 + j * 4, &sum, 4);
+    }
+  }
+}
+
+}  // namespace lowbit::cpu

@@ -1,0 +1,270 @@
+// Torch bindings of the CPU kernels: argument checks, allocation, threading. Everything numeric happens in
+// the torch-free code under kernels/.
+#include <torch/csrc/stable/library.h>
+#include <torch/csrc/stable/ops.h>
+#include <torch/csrc/stable/tensor.h>
+#include <torch/headeronly/core/ScalarType.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cpu/kernels/isa.h"
+#include "cpu/kernels/linear.h"
+#include "cpu/kernels/pack.h"
+
+namespace {
+
+using torch::headeronly::ScalarType;
+using torch::stable::Tensor;
+namespace lc = lowbit::cpu;
+
+// int8 x int8 products summed in int32: 127 * 127 * K must stay below 2^31.
+constexpr int64_t kMaxK8 = (int64_t(1) << 31) / (127 * 127);
+
+void check_cpu_contiguous(const Tensor& t, const char* name) {
+  STD_TORCH_CHECK(t.is_cpu(), "lowbit: ", name, " must be a CPU tensor (this is the CPU implementation)");
+  STD_TORCH_CHECK(t.is_contiguous(), "lowbit: ", name, " must be contiguous");
+}
+
+void check_dtype(const Tensor& t, ScalarType want, const char* name, const char* what) {
+  STD_TORCH_CHECK(t.scalar_type() == want, "lowbit: ", name, " must be ", what, ", got dtype ",
+                  torch::headeronly::toString(t.scalar_type()));
+}
+
+lc::ActDType act_dtype(const Tensor& x) {
+  switch (x.scalar_type()) {
+    case ScalarType::Float: return lc::ActDType::f32;
+    case ScalarType::BFloat16: return lc::ActDType::bf16;
+    case ScalarType::Half: return lc::ActDType::f16;
+    default:
+      STD_TORCH_CHECK(false, "lowbit: x must be bfloat16, float16 or float32, got dtype ",
+                      torch::headeronly::toString(x.scalar_type()));
+  }
+  return lc::ActDType::f32;
+}
+
+// One contiguous range of work items per thread, on the ATen pool (honours torch.set_num_threads).
+template <typename F>
+void parallel(int64_t n, const F& f) {
+  if (n > 0) torch::stable::parallel_for(0, n, 1, f);
+}
+
+// ---------------------------------------------------------------- packing
+
+Tensor new_packed(int64_t N, int64_t panel_bytes, const Tensor& like) {
+  return torch::stable::new_empty(like, {lc::num_panels(N), panel_bytes}, ScalarType::Byte);
+}
+
+void check_int8_weight(const Tensor& weight, const Tensor& scales) {
+  check_cpu_contiguous(weight, "weight");
+  check_cpu_contiguous(scales, "scales");
+  check_dtype(weight, ScalarType::Char, "weight", "int8 [N, K]");
+  check_dtype(scales, ScalarType::Float, "scales", "float32 [N]");
+  STD_TORCH_CHECK(weight.dim() == 2 && weight.size(0) > 0 && weight.size(1) > 0,
+                  "lowbit: weight must be a non-empty 2-D [N, K] tensor");
+  STD_TORCH_CHECK(scales.dim() == 1 && scales.size(0) == weight.size(0), "lowbit: scales must have shape [N] = [",
+                  weight.size(0), "]");
+}
+
+Tensor pack_a16w8(Tensor weight, Tensor scales) {
+  check_int8_weight(weight, scales);
+  const int64_t N = weight.size(0), K = weight.size(1);
+  Tensor out = new_packed(N, lc::a16w8_panel_bytes(K), weight);
+  auto w = weight.const_data_ptr<int8_t>();
+  auto s = scales.const_data_ptr<float>();
+  auto o = out.mutable_data_ptr<uint8_t>();
+  parallel(lc::num_panels(N), [&](int64_t p0, int64_t p1) { lc::pack_a16w8(w, s, N, K, o, p0, p1); });
+  return out;
+}
+
+Tensor pack_da8w8(Tensor weight, Tensor scales) {
+  check_int8_weight(weight, scales);
+  const int64_t N = weight.size(0), K = weight.size(1);
+  STD_TORCH_CHECK(K <= kMaxK8, "lowbit: da8w8 supports K <= ", kMaxK8, " (int32 accumulation), got K = ", K);
+  Tensor out = new_packed(N, lc::da8w8_panel_bytes(K), weight);
+  auto w = weight.const_data_ptr<int8_t>();
+  auto s = scales.const_data_ptr<float>();
+  auto o = out.mutable_data_ptr<uint8_t>();
+  parallel(lc::num_panels(N), [&](int64_t p0, int64_t p1) { lc::pack_da8w8(w, s, N, K, o, p0, p1); });
+  return out;
+}
+
+void check_group(int64_t K, int64_t group_size) {
+  STD_TORCH_CHECK(group_size > 0 && group_size % 2 == 0, "lowbit: group_size must be a positive even number, got ",
+                  group_size);
+  STD_TORCH_CHECK(K % group_size == 0, "lowbit: K = ", K, " is not divisible by group_size = ", group_size);
+}
+
+Tensor pack_a16w4(Tensor weight, Tensor scales, std::optional<Tensor> zeros, int64_t group_size) {
+  check_cpu_contiguous(weight, "weight");
+  check_cpu_contiguous(scales, "scales");
+  check_dtype(weight, ScalarType::Byte, "weight", "uint8 [N, K/2] (two int4 per byte)");
+  check_dtype(scales, ScalarType::Float, "scales", "float32 [N, K/group_size]");
+  STD_TORCH_CHECK(weight.dim() == 2 && weight.size(0) > 0 && weight.size(1) > 0,
+                  "lowbit: weight must be a non-empty 2-D [N, K/2] tensor");
+  const int64_t N = weight.size(0), K = weight.size(1) * 2;
+  check_group(K, group_size);
+  const int64_t groups = K / group_size;
+  STD_TORCH_CHECK(scales.dim() == 2 && scales.size(0) == N && scales.size(1) == groups,
+                  "lowbit: scales must have shape [N, K/group_size] = [", N, ", ", groups, "]");
+  const uint8_t* z = nullptr;
+  if (zeros) {
+    check_cpu_contiguous(*zeros, "zeros");
+    check_dtype(*zeros, ScalarType::Byte, "zeros", "uint8 [N, K/group_size] in 0..15");
+    STD_TORCH_CHECK(zeros->dim() == 2 && zeros->size(0) == N && zeros->size(1) == groups,
+                    "lowbit: zeros must have shape [N, K/group_size] = [", N, ", ", groups, "]");
+    z = zeros->const_data_ptr<uint8_t>();
+    for (int64_t i = 0; i < N * groups; ++i)
+      STD_TORCH_CHECK(z[i] <= 15, "lowbit: zeros must be in 0..15, found ", int(z[i]), " at flat index ", i);
+  }
+  Tensor out = new_packed(N, lc::a16w4_panel_bytes(K, group_size), weight);
+  auto w = weight.const_data_ptr<uint8_t>();
+  auto s = scales.const_data_ptr<float>();
+  auto o = out.mutable_data_ptr<uint8_t>();
+  parallel(lc::num_panels(N),
+           [&](int64_t p0, int64_t p1) { lc::pack_a16w4(w, s, z, N, K, group_size, o, p0, p1); });
+  return out;
+}
+
+// ---------------------------------------------------------------- linear
+
+struct Prepared {
+  lc::LinearArgs args;
+  Tensor out;
+  std::vector<Tensor> keep_alive;  // fp32 copies of x and bias
+};
+
+// Checks shared by the three modes; returns the output and the args without the mode's packed view.
+Prepared prepare(const Tensor& x, const Tensor& packed, int64_t N, const std::optional<Tensor>& bias,
+                 int64_t panel_bytes_for_K, const char* mode) {
+  check_cpu_contiguous(x, "x");
+  check_cpu_contiguous(packed, "packed_weight");
+  const lc::ActDType dtype = act_dtype(x);
+  check_dtype(packed, ScalarType::Byte, "packed_weight", "uint8 (from lowbit.ops.pack_*)");
+  STD_TORCH_CHECK(x.dim() >= 1, "lowbit: x must have at least one dimension [..., K]");
+  STD_TORCH_CHECK(N > 0, "lowbit: out_features must be positive, got ", N);
+  const int64_t K = x.size(x.dim() - 1);
+  STD_TORCH_CHECK(packed.dim() == 2 && packed.size(0) == lc::num_panels(N),
+                  "lowbit: packed_weight does not hold out_features = ", N, " (expected ", lc::num_panels(N),
+                  " panels of 16 columns, got shape [", packed.dim() > 0 ? packed.size(0) : 0, ", ...])");
+  STD_TORCH_CHECK(packed.size(1) == panel_bytes_for_K, "lowbit: x.size(-1) = ", K,
+                  " does not match the in_features packed_weight was packed for (", mode, ")");
+  if (bias) {
+    check_cpu_contiguous(*bias, "bias");
+    STD_TORCH_CHECK(bias->scalar_type() == x.scalar_type(), "lowbit: bias must have x's dtype (",
+                    torch::headeronly::toString(x.scalar_type()), "), got ",
+                    torch::headeronly::toString(bias->scalar_type()));
+    STD_TORCH_CHECK(bias->dim() == 1 && bias->size(0) == N, "lowbit: bias must have shape [out_features] = [", N,
+                    "]");
+  }
+
+  Prepared p;
+  std::vector<int64_t> out_shape(x.sizes().begin(), x.sizes().end());
+  out_shape.back() = N;
+  p.out = torch::stable::new_empty(x, out_shape);
+  auto& a = p.args;
+  a.K = K;
+  a.N = N;
+  a.M = K == 0 ? 0 : x.numel() / K;
+  a.packed = packed.const_data_ptr<uint8_t>();
+  a.y = p.out.mutable_data_ptr();
+  a.y_dtype = dtype;
+  if (bias) {
+    Tensor b = torch::stable::to(*bias, ScalarType::Float);
+    a.bias = b.const_data_ptr<float>();
+    p.keep_alive.push_back(b);
+  }
+  return p;
+}
+
+// x -> fp32 [M][K] (a no-op for fp32 input), rows converted in parallel.
+const float* x_as_f32(const Tensor& x, Prepared& p) {
+  if (x.scalar_type() == ScalarType::Float) return x.const_data_ptr<float>();
+  const auto& a = p.args;
+  Tensor xf = torch::stable::new_empty(x, {a.M, a.K}, ScalarType::Float);
+  p.keep_alive.push_back(xf);
+  const lc::KernelTable& kt = lc::active_kernels();
+  const auto* src = static_cast<const char*>(x.const_data_ptr());
+  float* dst = xf.mutable_data_ptr<float>();
+  const lc::ActDType dtype = act_dtype(x);
+  const int64_t K = a.K;
+  parallel(a.M, [&](int64_t r0, int64_t r1) { kt.to_f32(src + r0 * K * 2, dtype, dst + r0 * K, (r1 - r0) * K); });
+  return dst;
+}
+
+Tensor linear_a16w8(Tensor x, Tensor packed, int64_t out_features, std::optional<Tensor> bias) {
+  const int64_t K = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
+  Prepared p = prepare(x, packed, out_features, bias, lc::a16w8_panel_bytes(K), "a16w8");
+  if (p.args.M == 0) return p.out;
+  p.args.x = x_as_f32(x, p);
+  const lc::KernelTable& kt = lc::active_kernels();
+  parallel(lc::num_panels(out_features),
+           [&](int64_t p0, int64_t p1) { lc::linear_a16w8_panels(kt, p.args, p0, p1); });
+  return p.out;
+}
+
+Tensor linear_a16w4(Tensor x, Tensor packed, int64_t out_features, int64_t group_size,
+                    std::optional<Tensor> bias) {
+  const int64_t K = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
+  STD_TORCH_CHECK(K % 2 == 0, "lowbit: a16w4 needs an even K = x.size(-1), got ", K);
+  check_group(K, group_size);
+  Prepared p = prepare(x, packed, out_features, bias, lc::a16w4_panel_bytes(K, group_size), "a16w4");
+  if (p.args.M == 0) return p.out;
+  p.args.group = group_size;
+  p.args.x = x_as_f32(x, p);
+  const lc::KernelTable& kt = lc::active_kernels();
+  parallel(lc::num_panels(out_features),
+           [&](int64_t p0, int64_t p1) { lc::linear_a16w4_panels(kt, p.args, p0, p1); });
+  return p.out;
+}
+
+Tensor linear_da8w8(Tensor x, Tensor packed, int64_t out_features, std::optional<Tensor> bias) {
+  const int64_t K = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
+  Prepared p = prepare(x, packed, out_features, bias, lc::da8w8_panel_bytes(K), "da8w8");
+  auto& a = p.args;
+  if (a.M == 0) return p.out;
+  const float* xf = x_as_f32(x, p);
+  const int64_t K4 = lc::round_up4(K);
+  Tensor xq = torch::stable::new_empty(x, {a.M, K4}, ScalarType::Char);
+  Tensor xs = torch::stable::new_empty(x, {a.M}, ScalarType::Float);
+  int8_t* q = xq.mutable_data_ptr<int8_t>();
+  float* s = xs.mutable_data_ptr<float>();
+  const lc::KernelTable& kt = lc::active_kernels();
+  parallel(a.M, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) kt.quantize_row_s8(xf + r * K, K, K4, q + r * K4, s + r);
+  });
+  a.xq = q;
+  a.x_scale = s;
+  parallel(lc::num_panels(out_features), [&](int64_t p0, int64_t p1) { lc::linear_da8w8_panels(kt, a, p0, p1); });
+  return p.out;
+}
+
+}  // namespace
+
+STABLE_TORCH_LIBRARY_IMPL(lowbit, CPU, m) {
+  m.impl("pack_a16w8", TORCH_BOX(&pack_a16w8));
+  m.impl("pack_a16w4", TORCH_BOX(&pack_a16w4));
+  m.impl("pack_da8w8", TORCH_BOX(&pack_da8w8));
+  m.impl("linear_a16w8", TORCH_BOX(&linear_a16w8));
+  m.impl("linear_a16w4", TORCH_BOX(&linear_a16w4));
+  m.impl("linear_da8w8", TORCH_BOX(&linear_da8w8));
+}
+
+// Plain C entry points for Python's ctypes (no Python C-API): which kernel variant runs, and which could.
+extern "C" __attribute__((visibility("default"))) const char* lowbit_cpu_isa() {
+  return lc::active_kernels().name;
+}
+
+extern "C" __attribute__((visibility("default"))) const char* lowbit_cpu_isa_error() {
+  return lc::isa_request_error().c_str();
+}
+
+extern "C" __attribute__((visibility("default"))) const char* lowbit_cpu_supported_isas() {
+  static const std::string names = [] {
+    std::string s;
+    for (const auto& n : lc::supported_isas()) s += (s.empty() ? "" : ",") + n;
+    return s;
+  }();
+  return names.c_str();
+}

@@ -1,0 +1,17 @@
+"""lowbit: int4/int8 GEMM kernels for PyTorch on the stable ABI.
+
+    import lowbit
+    lowbit.quantize_(model, "a16w4", group_size=128)   # nn.Linear -> lowbit.nn.QuantLinear, in place
+    y = torch.ops.lowbit.linear_a16w8(x, packed, N)    # or the typed wrappers in lowbit.ops
+"""
+
+from lowbit._library import cpu_isa, load as _load, supported_cpu_isas
+
+_load()
+
+from lowbit import formats, ops, reference  # noqa: E402  (ops need the library loaded)
+from lowbit.nn import QuantLinear  # noqa: E402
+from lowbit.quantize import MODES, quantize_  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = ["MODES", "QuantLinear", "cpu_isa", "formats", "ops", "quantize_", "reference", "supported_cpu_isas"]

@@ -1,0 +1,62 @@
+"""Pure-torch semantics of every lowbit op, computed in float64. The tests hold the kernels to these.
+
+Each linear returns float64 when dtype=torch.float64 is passed (for error analysis) and x's dtype otherwise.
+"""
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from lowbit.formats import unpack_int4
+
+
+def dequantize_int8(q: Tensor, scales: Tensor) -> Tensor:
+    return q.double() * scales.double()[:, None]
+
+
+def dequantize_int4(packed: Tensor, scales: Tensor, zeros: Optional[Tensor], group_size: int) -> Tensor:
+    q = unpack_int4(packed).double()
+    N, K = q.shape
+    z = zeros.double() if zeros is not None else torch.full_like(scales, 8, dtype=torch.float64)
+    w = (q.reshape(N, K // group_size, group_size) - z[..., None]) * scales.double()[..., None]
+    return w.reshape(N, K)
+
+
+def _linear(x: Tensor, w64: Tensor, bias: Optional[Tensor], dtype: Optional[torch.dtype]) -> Tensor:
+    y = x.double() @ w64.T
+    if bias is not None:
+        y = y + bias.double()
+    return y.to(dtype or x.dtype)
+
+
+def linear_a16w8(x, q, scales, bias=None, dtype=None):
+    return _linear(x, dequantize_int8(q, scales), bias, dtype)
+
+
+def linear_a16w4(x, packed, scales, zeros, group_size, bias=None, dtype=None):
+    return _linear(x, dequantize_int4(packed, scales, zeros, group_size), bias, dtype)
+
+
+def quantize_activation_per_token(x: Tensor) -> Tuple[Tensor, Tensor]:
+    """The dynamic activation quantization inside da8w8, in the exact fp32 arithmetic of the kernels:
+    amax = max |x| of the row; q = clamp(round_half_even(x * (127 / amax)), -127, 127); scale = amax / 127.
+    A zero row gets scale 0; a row holding NaN or Inf gets scale NaN (so its outputs are NaN)."""
+    xf = x.float().reshape(-1, x.shape[-1])
+    amax = xf.abs().amax(dim=1, keepdim=True)
+    finite = torch.isfinite(xf).all(dim=1, keepdim=True)
+    safe = torch.where(amax > 0, amax, torch.ones_like(amax))
+    inv = torch.full_like(safe, 127.0) / safe  # a true division: `127.0 / t` would multiply by t.reciprocal()
+    q = torch.round(xf * inv).clamp(-127, 127)
+    q = torch.where((amax > 0) & finite, q, torch.zeros_like(q)).to(torch.int8)
+    scale = torch.where(finite, amax / 127.0, torch.full_like(amax, float("nan")))
+    return q.reshape(x.shape), scale.reshape(x.shape[:-1])
+
+
+def linear_da8w8(x, q, scales, bias=None, dtype=None):
+    xq, xs = quantize_activation_per_token(x)
+    acc = xq.double() @ q.double().T  # exact: int8 products summed in int32 range
+    y = acc * xs.double()[..., None] * scales.double()
+    if bias is not None:
+        y = y + bias.double()
+    return y.to(dtype or x.dtype)

@@ -1,0 +1,59 @@
+"""Builds the native libraries with CMake + Ninja and ships them as package data.
+
+The libraries use no Python C-API (they are loaded with torch.ops.load_library) and only torch's stable
+ABI, so the wheel is tagged py3-none-<platform>: one wheel for every Python 3 and every torch >= 2.10.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+try:
+    from wheel.bdist_wheel import bdist_wheel
+except ImportError:  # setuptools >= 70 ships its own
+    from setuptools.command.bdist_wheel import bdist_wheel
+
+ROOT = Path(__file__).resolve().parent
+LIBRARIES = ["liblowbit_cpu.so"]
+
+
+class CMakeBuild(build_ext):
+    def build_extension(self, ext):
+        import torch.utils.cpp_extension as cpp
+
+        build_dir = ROOT / "build" / "cmake"
+        out_dir = build_dir / "lib"
+        cmake_args = [
+            "cmake", "-S", str(ROOT), "-B", str(build_dir), "-G", "Ninja",
+            "-DCMAKE_BUILD_TYPE=Release",
+            f"-DTORCH_INCLUDE_DIRS={';'.join(cpp.include_paths())}",
+            f"-DTORCH_LIBRARY_DIR={cpp.library_paths()[0]}",
+            f"-DLOWBIT_OUTPUT_DIR={out_dir}",
+        ]
+        subprocess.check_call(cmake_args)
+        subprocess.check_call(["cmake", "--build", str(build_dir), "--parallel", str(os.cpu_count() or 2)])
+        dest = Path(self.get_ext_fullpath(ext.name)).parent
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in LIBRARIES:
+            shutil.copy2(out_dir / name, dest / name)
+
+    def get_ext_filename(self, ext_name):
+        # a plain library name, not lowbit/_C.cpython-311-x86_64-linux-gnu.so: nothing here is a Python module
+        return os.path.join(*ext_name.split(".")[:-1], LIBRARIES[0])
+
+
+class PlatformWheel(bdist_wheel):
+    def get_tag(self):
+        _, _, plat = super().get_tag()
+        return "py3", "none", plat
+
+
+setup(
+    ext_modules=[Extension("lowbit._native", sources=[])],
+    cmdclass={"build_ext": CMakeBuild, "bdist_wheel": PlatformWheel},
+)
