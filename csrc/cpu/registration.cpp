@@ -5,6 +5,8 @@
 #include <torch/csrc/stable/tensor.h>
 #include <torch/headeronly/core/ScalarType.h>
 
+#include <cmath>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,6 +44,16 @@ lc::ActDType act_dtype(const Tensor& x) {
                       torch::headeronly::toString(x.scalar_type()));
   }
   return lc::ActDType::f32;
+}
+
+// LOWBIT_DEBUG_POISON=1 fills every output with NaN before the kernels run, so a test sees any element a
+// kernel forgot to write (fresh allocations are often zero and would hide it). Read once.
+bool poison_outputs() {
+  static const bool on = [] {
+    const char* v = std::getenv("LOWBIT_DEBUG_POISON");
+    return v != nullptr && v[0] == '1';
+  }();
+  return on;
 }
 
 // One contiguous range of work items per thread, on the ATen pool (honours torch.set_num_threads).
@@ -163,6 +175,7 @@ Prepared prepare(const Tensor& x, const Tensor& packed, int64_t N, const std::op
   std::vector<int64_t> out_shape(x.sizes().begin(), x.sizes().end());
   out_shape.back() = N;
   p.out = torch::stable::new_empty(x, out_shape);
+  if (poison_outputs()) torch::stable::fill_(p.out, std::nan(""));
   auto& a = p.args;
   a.K = K;
   a.N = N;

@@ -1,0 +1,56 @@
+"""Random canonical weights and the error bound the kernels are held to."""
+
+import math
+
+import torch
+
+import lowbit
+from lowbit import formats
+
+# Unit roundoff of one rounding to each output dtype (round to nearest even): 2^-(precision bits).
+UNIT_ROUNDOFF = {torch.bfloat16: 2.0 ** -8, torch.float16: 2.0 ** -11, torch.float32: 2.0 ** -24}
+U32 = 2.0 ** -24
+
+
+def random_int8(n, k):
+    return torch.randint(-127, 128, (n, k), dtype=torch.int8), torch.rand(n) * 0.02 + 0.001
+
+
+def random_int4(n, k, group_size, symmetric):
+    q = torch.randint(0, 16, (n, k), dtype=torch.uint8)
+    scales = torch.rand(n, k // group_size) * 0.1 + 0.01
+    zeros = None if symmetric else torch.randint(0, 16, (n, k // group_size), dtype=torch.uint8)
+    return formats.pack_int4(q), scales, zeros
+
+
+def assert_close_a16(out, ref64, x, w64, bias):
+    """Kernels accumulate in fp32, then round once to the output dtype.
+
+    - accumulation: the rounding errors of a K-term fp32 sum are random in sign, so they grow like sqrt(K);
+      4 * sqrt(K) * u32 * sum_k |x_k w_k| bounds them with a wide margin (the worst case K * u32 is never
+      approached by random data), and it is still far below one missing or doubled term (about
+      sum|x w| / K for K <= 16384), so a wrong index fails.
+    - the final rounding to the output dtype: UNIT_ROUNDOFF[dtype] * |y|, plus the fp32 bias addition.
+    """
+    k = x.shape[-1]
+    absdot = x.double().abs() @ w64.abs().T
+    if bias is not None:
+        absdot = absdot + bias.double().abs()
+    tol = UNIT_ROUNDOFF[out.dtype] * ref64.abs() + 4 * math.sqrt(k) * U32 * absdot + 1e-30
+    err = (out.double() - ref64).abs()
+    bad = ~(err <= tol)  # NaN (an unwritten, poisoned element) counts as bad
+    assert not bad.any(), (f"{int(bad.sum())} of {out.numel()} elements off; worst err {err.max().item():.3e}, "
+                           f"tol there {tol.flatten()[err.flatten().argmax()].item():.3e}")
+
+
+def assert_close_da8w8(out, ref64, bias, magnitude64):
+    """The int32 accumulator is exact; the epilogue float(acc) * x_scale * w_scale + bias costs at most
+    four fp32 roundings (4 * u32 of the terms' magnitude), then one rounding to the output dtype."""
+    tol = UNIT_ROUNDOFF[out.dtype] * ref64.abs() + 4 * U32 * magnitude64 + 1e-30
+    err = (out.double() - ref64).abs()
+    bad = ~(err <= tol)
+    assert not bad.any(), f"{int(bad.sum())} of {out.numel()} elements off; worst err {err.max().item():.3e}"
+
+
+def isa():
+    return lowbit.cpu_isa()

@@ -1,0 +1,108 @@
+"""Every linear op against lowbit.reference on random data: modes x dtypes x group sizes x shapes."""
+
+import pytest
+import torch
+
+from helpers import assert_close_a16, assert_close_da8w8, random_int4, random_int8
+from lowbit import ops, reference
+
+DTYPES = [torch.bfloat16, torch.float16, torch.float32]
+MS = [0, 1, 3, 8, 33, 128]
+N = 37  # odd, and not a multiple of the 16-column panel: exercises the padded last panel
+
+
+def _x(m, k, dtype):
+    return torch.randn(m, k, dtype=dtype)
+
+
+def _bias(n, dtype, with_bias):
+    return torch.randn(n, dtype=dtype) if with_bias else None
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", MS)
+@pytest.mark.parametrize("k", [64, 200])
+def test_a16w8(m, k, dtype):
+    q, s = random_int8(N, k)
+    packed = ops.pack_a16w8(q, s)
+    x, bias = _x(m, k, dtype), _bias(N, dtype, m % 2 == 1)
+    out = ops.linear_a16w8(x, packed, N, bias)
+    assert out.shape == (m, N) and out.dtype == dtype
+    ref = reference.linear_a16w8(x, q, s, bias, dtype=torch.float64)
+    assert_close_a16(out, ref, x, reference.dequantize_int8(q, s), bias)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", MS)
+@pytest.mark.parametrize("group_size", [32, 64, 128, 256, None])
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_a16w4(m, group_size, symmetric, dtype):
+    k = 512 if group_size != 256 else 768
+    g = group_size or k
+    packed_q, s, z = random_int4(N, k, g, symmetric)
+    packed = ops.pack_a16w4(packed_q, s, z, g)
+    x, bias = _x(m, k, dtype), _bias(N, dtype, m % 2 == 0)
+    out = ops.linear_a16w4(x, packed, N, g, bias)
+    assert out.shape == (m, N) and out.dtype == dtype
+    ref = reference.linear_a16w4(x, packed_q, s, z, g, bias, dtype=torch.float64)
+    assert_close_a16(out, ref, x, reference.dequantize_int4(packed_q, s, z, g), bias)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", MS)
+@pytest.mark.parametrize("k", [64, 203])  # 203: K not a multiple of the 4-byte dot-product step
+def test_da8w8(m, k, dtype):
+    q, s = random_int8(N, k)
+    packed = ops.pack_da8w8(q, s)
+    x, bias = _x(m, k, dtype), _bias(N, dtype, m % 2 == 1)
+    out = ops.linear_da8w8(x, packed, N, bias)
+    assert out.shape == (m, N) and out.dtype == dtype
+    ref = reference.linear_da8w8(x, q, s, bias, dtype=torch.float64)
+    xq, xs = reference.quantize_activation_per_token(x)
+    magnitude = (xq.double().abs() @ q.double().abs().T) * xs.double()[:, None] * s.double()
+    if bias is not None:
+        magnitude = magnitude + bias.double().abs()
+    assert_close_da8w8(out, ref, bias, magnitude)
+
+
+@pytest.mark.parametrize("mode", ["a16w8", "a16w4", "da8w8"])
+def test_leading_dims_and_empty_batch(mode):
+    k, n = 128, 24
+    if mode == "a16w4":
+        wq, s, z = random_int4(n, k, 32, False)
+        packed = ops.pack_a16w4(wq, s, z, 32)
+        run = lambda x: ops.linear_a16w4(x, packed, n, 32)  # noqa: E731
+    else:
+        wq, s = random_int8(n, k)
+        packed = getattr(ops, f"pack_{mode}")(wq, s)
+        run = lambda x: getattr(ops, f"linear_{mode}")(x, packed, n)  # noqa: E731
+    x = torch.randn(2, 3, 5, k, dtype=torch.bfloat16)
+    out = run(x)
+    assert out.shape == (2, 3, 5, n)
+    torch.testing.assert_close(out, run(x.reshape(30, k)).reshape(2, 3, 5, n), rtol=0, atol=0)
+    assert run(torch.randn(0, 7, k, dtype=torch.bfloat16)).shape == (0, 7, n)
+    assert run(torch.randn(k, dtype=torch.float32)).shape == (n,)
+
+
+def test_large_m_and_k():
+    """A prefill-sized call: M and K span many row blocks and K-chunks of the tiling."""
+    m, k, n = 300, 1536, 50
+    packed_q, s, z = random_int4(n, k, 128, False)
+    x = torch.randn(m, k, dtype=torch.bfloat16)
+    out = ops.linear_a16w4(x, ops.pack_a16w4(packed_q, s, z, 128), n, 128)
+    ref = reference.linear_a16w4(x, packed_q, s, z, 128, dtype=torch.float64)
+    assert_close_a16(out, ref, x, reference.dequantize_int4(packed_q, s, z, 128), None)
+
+
+def test_da8w8_quantization_is_bit_exact():
+    """The kernels quantize activations exactly as reference.quantize_activation_per_token: with weights
+    that are one-hot rows, output n is x_q[:, n] * x_scale * w_scale, so any off-by-one in rounding shows."""
+    k = 40
+    q = torch.eye(k, dtype=torch.int8)
+    s = torch.ones(k)
+    x = torch.randn(9, k) * 3
+    x[1] = 0.0  # a zero row: scale 0, output 0
+    x[2, :4] = torch.tensor([0.5, -0.5, 1.5, 2.5]) / 127 * x[2].abs().max()  # ties, rounded half to even
+    out = ops.linear_da8w8(x, ops.pack_da8w8(q, s), k)
+    xq, xs = reference.quantize_activation_per_token(x)
+    torch.testing.assert_close(out, xq.float() * xs[:, None], rtol=2 ** -23, atol=0)

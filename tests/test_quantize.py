@@ -1,0 +1,102 @@
+"""Quantizers (lowbit.formats), QuantLinear and quantize_."""
+
+import logging
+
+import pytest
+import torch
+from torch import nn
+
+import lowbit
+from lowbit import formats, reference
+from lowbit.nn import QuantLinear
+
+
+def test_int4_nibble_order_round_trips():
+    q = torch.randint(0, 16, (5, 12), dtype=torch.uint8)
+    packed = formats.pack_int4(q)
+    assert packed.shape == (5, 6)
+    assert int(packed[0, 0]) == int(q[0, 0]) | int(q[0, 1]) << 4  # element k even in the low nibble
+    assert torch.equal(formats.unpack_int4(packed), q)
+
+
+def test_int8_rtn_error_is_half_a_step():
+    w = torch.randn(30, 70)
+    q, s = formats.quantize_int8(w)
+    err = (reference.dequantize_int8(q, s) - w.double()).abs()
+    assert (err <= s.double()[:, None] / 2 + 1e-7).all()
+
+
+@pytest.mark.parametrize("group_size", [32, 128, None])
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_int4_rtn_error_is_half_a_step(group_size, symmetric):
+    w = torch.randn(20, 256)
+    packed, s, z = formats.quantize_int4(w, group_size, symmetric)
+    g = group_size or 256
+    deq = reference.dequantize_int4(packed, s, z, g)
+    step = s.double().repeat_interleave(g, dim=1)
+    # symmetric clamps -amax to -7 steps, which is exact, so half a step holds there too
+    assert ((deq - w.double()).abs() <= step / 2 + 1e-6).all()
+
+
+def test_zero_rows_do_not_divide_by_zero():
+    w = torch.zeros(3, 64)
+    q, s = formats.quantize_int8(w)
+    assert torch.isfinite(s).all() and not q.any()
+    packed, s4, z4 = formats.quantize_int4(w, 32)
+    assert torch.isfinite(s4).all()
+    assert not reference.dequantize_int4(packed, s4, z4, 32).any()
+
+
+@pytest.mark.parametrize("mode", lowbit.MODES)
+def test_quant_linear_matches_its_dequantized_weight(mode):
+    lin = nn.Linear(128, 48).to(torch.bfloat16)
+    q = QuantLinear.from_linear(lin, mode, group_size=32)
+    x = torch.randn(6, 128, dtype=torch.bfloat16)
+    with torch.no_grad():
+        out = q(x)
+        if mode == "da8w8":
+            ref = reference.linear_da8w8(x, q.weight, q.weight_scale, q.bias)
+        else:
+            ref = x.double() @ q.dequantized_weight().double().T + lin.bias.double()
+        # within a few bf16 roundings of the output (see helpers.assert_close_a16 for the exact bound)
+        torch.testing.assert_close(out.double(), ref.double(), rtol=2 ** -6, atol=2 ** -6)
+
+
+def test_quant_linear_accepts_non_contiguous_input_and_other_bias_dtype():
+    lin = nn.Linear(64, 16)  # fp32 bias
+    q = QuantLinear.from_linear(lin, "a16w8")
+    x = torch.randn(64, 8, dtype=torch.bfloat16).T  # non-contiguous view
+    out = q(x)
+    torch.testing.assert_close(out, q(x.contiguous()), rtol=0, atol=0)
+
+
+def test_quantize_replaces_linears_and_respects_filter():
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Sequential(nn.Linear(64, 32), nn.Linear(32, 8)))
+    lowbit.quantize_(model, "a16w8", filter_fn=lambda m, fqn: fqn != "2.1")
+    assert isinstance(model[0], QuantLinear) and isinstance(model[2][0], QuantLinear)
+    assert type(model[2][1]) is nn.Linear
+
+
+def test_quantize_skips_layers_the_mode_cannot_take(caplog):
+    model = nn.Sequential(nn.Linear(96, 64), nn.Linear(64, 8))
+    with caplog.at_level(logging.WARNING, logger="lowbit"):
+        lowbit.quantize_(model, "a16w4", group_size=64)
+    assert type(model[0]) is nn.Linear and isinstance(model[1], QuantLinear)
+    assert "keeping 0 as nn.Linear" in caplog.text and "not divisible by group_size = 64" in caplog.text
+
+
+@pytest.mark.parametrize("bad, exc", [
+    (dict(mode="a16w2"), ValueError), (dict(model=3), TypeError), (dict(model=nn.Linear(4, 4)), ValueError)])
+def test_quantize_bad_arguments(bad, exc):
+    args = dict(model=nn.Sequential(nn.Linear(4, 4)), mode="a16w8") | bad
+    with pytest.raises(exc):
+        lowbit.quantize_(args.pop("model"), **args)
+
+
+def test_quant_linear_bad_arguments():
+    with pytest.raises(ValueError, match="mode must be one of"):
+        QuantLinear(64, 8, mode="w3")
+    with pytest.raises(ValueError, match="not divisible by group_size"):
+        QuantLinear(96, 8, mode="a16w4", group_size=64)
+    with pytest.raises(TypeError, match="nn.Linear"):
+        QuantLinear.from_linear(nn.Conv1d(3, 3, 1))
