@@ -23,7 +23,7 @@ bool has_avx2() {
 
 // Best first: the first one that runs here (and is not above the requested one) is chosen.
 const Variant kVariants[] = {
-    //AVX2
+    {"avx2", has_avx2, avx2_kernels},
     {"generic", always, generic_kernels},
 };
 
