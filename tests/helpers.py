@@ -23,6 +23,15 @@ def random_int4(n, k, group_size, symmetric):
     return formats.pack_int4(q), scales, zeros
 
 
+def int4_fold_magnitude(packed, scales, zeros, group_size):
+    """|w| as the decode kernels see it: they compute scale * (x . q - zero * sum(x)), whose rounding errors
+    scale with (q + zero) * scale rather than |q - zero| * scale."""
+    q = formats.unpack_int4(packed).double()
+    n, k = q.shape
+    z = zeros.double() if zeros is not None else torch.full_like(scales, 8, dtype=torch.float64)
+    return ((q.reshape(n, -1, group_size) + z[..., None]) * scales.double()[..., None]).reshape(n, k)
+
+
 def assert_close_a16(out, ref64, x, w64, bias):
     """Kernels accumulate in fp32, then round once to the output dtype.
 

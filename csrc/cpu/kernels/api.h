@@ -15,6 +15,8 @@ namespace lowbit::cpu {
 // Output columns per packed panel. One panel is the unit of work a thread takes and the unit a
 // micro-kernel produces; 16 fp32 lanes are two AVX2 or one AVX512 register.
 constexpr int64_t kPanel = 16;
+// Rows up to which the decode kernels (gemv_*) run; more rows amortize a dequantized tile instead.
+constexpr int64_t kGemvRows = 4;
 
 enum class ActDType : int32_t { f32 = 0, bf16 = 1, f16 = 2 };
 
@@ -45,6 +47,14 @@ struct KernelTable {
   void (*dequant_a16w8)(const uint8_t* panel, int64_t k0, int64_t kc, float* dst);
   // Same for int4; k0 and kc are even, the chunk may span several groups or part of one.
   void (*dequant_a16w4)(const uint8_t* panel, int64_t group, int64_t k0, int64_t kc, float* dst);
+
+  // Decode (m <= kGemvRows): weights are read straight from the packed panel, never written out.
+  // a16w8: c[i][0:16] = (x[i] . q[:, 0:16]) * scale.
+  void (*gemv_a16w8)(const uint8_t* panel, int64_t K, const float* x, int64_t ldx, int64_t m, float* c);
+  // a16w4: c[i][0:16] = sum over groups of scale * (x[i] . q - zero * xsum[i][group]); the zero point is
+  // folded into the per-group activation sums, so the inner loop is nibble -> float -> fma.
+  void (*gemv_a16w4)(const uint8_t* panel, int64_t K, int64_t group, const float* x, int64_t ldx,
+                     const float* xsum, int64_t m, float* c);
 
   // c[i][0:16] (+)= a[i][0:kc] . b[0:kc][0:16] for i < m; a has row stride lda, c is dense [m][16].
   void (*gemm_f32_panel)(const float* a, int64_t lda, const float* b, int64_t kc, float* c, int64_t m,

@@ -4,6 +4,7 @@
 #include "cpu/kernels/linear.h"
 
 #include <algorithm>
+#include <vector>
 
 namespace lowbit::cpu {
 namespace {
@@ -42,9 +43,29 @@ void linear_a16_panels(const KernelTable& kt, const LinearArgs& a, int64_t panel
   }
 }
 
+// Decode: up to kGemvRows rows at a time straight from the packed panels.
+template <typename Gemv>
+void gemv_panels(const KernelTable& kt, const LinearArgs& a, int64_t panel_bytes, Gemv gemv, int64_t p0,
+                 int64_t p1) {
+  alignas(64) float c[kGemvRows * kPanel];
+  for (int64_t p = p0; p < p1; ++p) {
+    for (int64_t i0 = 0; i0 < a.M; i0 += kGemvRows) {
+      const int64_t m = std::min(kGemvRows, a.M - i0);
+      gemv(a.packed + p * panel_bytes, i0, m, c);
+      store_panel(kt, a, c, p, i0, m);
+    }
+  }
+}
+
 }  // namespace
 
 void linear_a16w8_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1) {
+  if (a.M <= kGemvRows) {
+    auto gemv = [&](const uint8_t* panel, int64_t i0, int64_t m, float* c) {
+      kt.gemv_a16w8(panel, a.K, a.x + i0 * a.K, a.K, m, c);
+    };
+    return gemv_panels(kt, a, a16w8_panel_bytes(a.K), gemv, p0, p1);
+  }
   auto dequant = [&](const uint8_t* panel, int64_t k0, int64_t kc, float* tile) {
     kt.dequant_a16w8(panel, k0, kc, tile);
   };
@@ -52,6 +73,21 @@ void linear_a16w8_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0,
 }
 
 void linear_a16w4_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1) {
+  if (a.M <= kGemvRows) {
+    // per-row, per-group activation sums absorb the zero points: x . (q - z) = x . q - z * sum(x)
+    const int64_t groups = a.K / a.group;
+    std::vector<float> sums(size_t(a.M * groups));
+    for (int64_t i = 0; i < a.M; ++i)
+      for (int64_t g = 0; g < groups; ++g) {
+        float s = 0.f;
+        for (int64_t k = g * a.group; k < (g + 1) * a.group; ++k) s += a.x[i * a.K + k];
+        sums[i * groups + g] = s;
+      }
+    auto gemv = [&](const uint8_t* panel, int64_t i0, int64_t m, float* c) {
+      kt.gemv_a16w4(panel, a.K, a.group, a.x + i0 * a.K, a.K, sums.data() + i0 * groups, m, c);
+    };
+    return gemv_panels(kt, a, a16w4_panel_bytes(a.K, a.group), gemv, p0, p1);
+  }
   auto dequant = [&](const uint8_t* panel, int64_t k0, int64_t kc, float* tile) {
     kt.dequant_a16w4(panel, a.group, k0, kc, tile);
   };

@@ -5,7 +5,8 @@ namespace lowbit::cpu {
 const KernelTable& generic_kernels() {
   static const KernelTable table{
       "generic",         generic::to_f32,         generic::from_f32,        generic::dequant_a16w8,
-      generic::dequant_a16w4, generic::gemm_f32_panel, generic::quantize_row_s8, generic::gemm_s8_panel,
+      generic::dequant_a16w4, generic::gemv_a16w8, generic::gemv_a16w4,
+      generic::gemm_f32_panel, generic::quantize_row_s8, generic::gemm_s8_panel,
   };
   return table;
 }

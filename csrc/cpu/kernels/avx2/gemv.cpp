@@ -1,0 +1,102 @@
+// AVX2 decode kernels (m <= 4 rows): each packed weight byte is loaded once, widened in registers and
+// multiplied into every row; nothing is written back but the 16 outputs per row.
+#include <immintrin.h>
+
+#include "cpu/kernels/avx2/avx2.h"
+
+namespace lowbit::cpu::avx2 {
+namespace {
+
+template <int R>
+void gemv_a16w8_rows(const uint8_t* panel, int64_t K, const float* x, int64_t ldx, float* c) {
+  const uint8_t* w = panel + kPanel * 4;
+  __m256 acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + k * kPanel));
+    const __m256 w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
+    const __m256 w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(b, 8)));
+    for (int r = 0; r < R; ++r) {
+      const __m256 xv = _mm256_broadcast_ss(x + r * ldx + k);
+      acc[r][0] = _mm256_fmadd_ps(xv, w0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(xv, w1, acc[r][1]);
+    }
+  }
+  const __m256 s0 = _mm256_loadu_ps(reinterpret_cast<const float*>(panel));
+  const __m256 s1 = _mm256_loadu_ps(reinterpret_cast<const float*>(panel) + 8);
+  for (int r = 0; r < R; ++r) {
+    _mm256_storeu_ps(c + r * kPanel, _mm256_mul_ps(acc[r][0], s0));
+    _mm256_storeu_ps(c + r * kPanel + 8, _mm256_mul_ps(acc[r][1], s1));
+  }
+}
+
+// The 16 bytes of one k pair are broadcast to both 128-bit lanes; one in-lane byte shuffle then places
+// byte j of columns 0-7 (or 8-15) in dword j, zero-extended: the low nibble is k, the high nibble k + 1.
+template <int R>
+void gemv_a16w4_rows(const uint8_t* panel, int64_t K, int64_t group, const float* x, int64_t ldx,
+                     const float* xsum, float* c) {
+  const __m256i cols_lo = _mm256_setr_epi8(0, -1, -1, -1, 1, -1, -1, -1, 2, -1, -1, -1, 3, -1, -1, -1,  //
+                                           4, -1, -1, -1, 5, -1, -1, -1, 6, -1, -1, -1, 7, -1, -1, -1);
+  const __m256i cols_hi = _mm256_add_epi8(cols_lo, _mm256_setr_epi8(8, 0, 0, 0, 8, 0, 0, 0, 8, 0, 0, 0, 8, 0, 0, 0,
+                                                                    8, 0, 0, 0, 8, 0, 0, 0, 8, 0, 0, 0, 8, 0, 0, 0));
+  const __m256i low4 = _mm256_set1_epi32(15);
+  const int64_t groups = K / group, group_bytes = a16w4_group_bytes(group);
+  for (int r = 0; r < R; ++r) {
+    _mm256_storeu_ps(c + r * kPanel, _mm256_setzero_ps());
+    _mm256_storeu_ps(c + r * kPanel + 8, _mm256_setzero_ps());
+  }
+  for (int64_t g = 0; g < groups; ++g) {
+    const uint8_t* gp = panel + g * group_bytes;
+    const uint8_t* q = gp + kPanel * 8;
+    const float* xg = x + g * group;
+    __m256 acc[R][2];
+    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < group; k += 2, q += kPanel) {
+      const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
+      const __m256i e0 = _mm256_shuffle_epi8(b, cols_lo), e1 = _mm256_shuffle_epi8(b, cols_hi);
+      const __m256 a0 = _mm256_cvtepi32_ps(_mm256_and_si256(e0, low4));
+      const __m256 a1 = _mm256_cvtepi32_ps(_mm256_and_si256(e1, low4));
+      const __m256 b0 = _mm256_cvtepi32_ps(_mm256_srli_epi32(e0, 4));
+      const __m256 b1 = _mm256_cvtepi32_ps(_mm256_srli_epi32(e1, 4));
+      for (int r = 0; r < R; ++r) {
+        const __m256 xa = _mm256_broadcast_ss(xg + r * ldx + k), xb = _mm256_broadcast_ss(xg + r * ldx + k + 1);
+        acc[r][0] = _mm256_fmadd_ps(xa, a0, acc[r][0]);
+        acc[r][1] = _mm256_fmadd_ps(xa, a1, acc[r][1]);
+        acc[r][0] = _mm256_fmadd_ps(xb, b0, acc[r][0]);
+        acc[r][1] = _mm256_fmadd_ps(xb, b1, acc[r][1]);
+      }
+    }
+    const auto* sz = reinterpret_cast<const float*>(gp);
+    const __m256 s0 = _mm256_loadu_ps(sz), s1 = _mm256_loadu_ps(sz + 8);
+    const __m256 z0 = _mm256_loadu_ps(sz + 16), z1 = _mm256_loadu_ps(sz + 24);
+    for (int r = 0; r < R; ++r) {
+      const __m256 xs = _mm256_broadcast_ss(xsum + r * groups + g);
+      float* cr = c + r * kPanel;
+      _mm256_storeu_ps(cr, _mm256_fmadd_ps(s0, _mm256_fnmadd_ps(z0, xs, acc[r][0]), _mm256_loadu_ps(cr)));
+      _mm256_storeu_ps(cr + 8, _mm256_fmadd_ps(s1, _mm256_fnmadd_ps(z1, xs, acc[r][1]), _mm256_loadu_ps(cr + 8)));
+    }
+  }
+}
+
+}  // namespace
+
+void gemv_a16w8(const uint8_t* panel, int64_t K, const float* x, int64_t ldx, int64_t m, float* c) {
+  switch (m) {
+    case 1: return gemv_a16w8_rows<1>(panel, K, x, ldx, c);
+    case 2: return gemv_a16w8_rows<2>(panel, K, x, ldx, c);
+    case 3: return gemv_a16w8_rows<3>(panel, K, x, ldx, c);
+    default: return gemv_a16w8_rows<4>(panel, K, x, ldx, c);
+  }
+}
+
+void gemv_a16w4(const uint8_t* panel, int64_t K, int64_t group, const float* x, int64_t ldx, const float* xsum,
+                int64_t m, float* c) {
+  switch (m) {
+    case 1: return gemv_a16w4_rows<1>(panel, K, group, x, ldx, xsum, c);
+    case 2: return gemv_a16w4_rows<2>(panel, K, group, x, ldx, xsum, c);
+    case 3: return gemv_a16w4_rows<3>(panel, K, group, x, ldx, xsum, c);
+    default: return gemv_a16w4_rows<4>(panel, K, group, x, ldx, xsum, c);
+  }
+}
+
+}  // namespace lowbit::cpu::avx2
