@@ -10,18 +10,21 @@ namespace {
 template <int R>
 void tile(const float* a, int64_t lda, const float* b, int64_t kc, float* c, bool accumulate) {
   __m256 acc[R][2];
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     acc[r][0] = accumulate ? _mm256_loadu_ps(c + r * kPanel) : _mm256_setzero_ps();
     acc[r][1] = accumulate ? _mm256_loadu_ps(c + r * kPanel + 8) : _mm256_setzero_ps();
   }
   for (int64_t k = 0; k < kc; ++k) {
     const __m256 b0 = _mm256_loadu_ps(b + k * kPanel), b1 = _mm256_loadu_ps(b + k * kPanel + 8);
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m256 x = _mm256_broadcast_ss(a + r * lda + k);
       acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
       acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
     }
   }
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     _mm256_storeu_ps(c + r * kPanel, acc[r][0]);
     _mm256_storeu_ps(c + r * kPanel + 8, acc[r][1]);

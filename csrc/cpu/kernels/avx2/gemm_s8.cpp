@@ -17,12 +17,14 @@ namespace {
 template <int R>
 void tile(const int8_t* a, int64_t lda, const int8_t* w, int64_t K4, int32_t* c) {
   __m256i acc[R][2];
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
   const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t k = 0; k < K4; k += 4) {
     const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + k * kPanel));       // cols 0-7
     const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + k * kPanel + 32));  // cols 8-15
     const __m256i u0 = _mm256_abs_epi8(w0), u1 = _mm256_abs_epi8(w1);
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       int32_t quad;
       std::memcpy(&quad, a + r * lda + k, 4);
@@ -33,6 +35,7 @@ void tile(const int8_t* a, int64_t lda, const int8_t* w, int64_t K4, int32_t* c)
       acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(p1, ones));
     }
   }
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * kPanel), acc[r][0]);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * kPanel + 8), acc[r][1]);

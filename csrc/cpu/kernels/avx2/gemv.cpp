@@ -11,11 +11,13 @@ template <int R>
 void gemv_a16w8_rows(const uint8_t* panel, int64_t K, const float* x, int64_t ldx, float* c) {
   const uint8_t* w = panel + kPanel * 4;
   __m256 acc[R][2];
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
   for (int64_t k = 0; k < K; ++k) {
     const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + k * kPanel));
     const __m256 w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
     const __m256 w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(b, 8)));
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m256 xv = _mm256_broadcast_ss(x + r * ldx + k);
       acc[r][0] = _mm256_fmadd_ps(xv, w0, acc[r][0]);
@@ -24,6 +26,7 @@ void gemv_a16w8_rows(const uint8_t* panel, int64_t K, const float* x, int64_t ld
   }
   const __m256 s0 = _mm256_loadu_ps(reinterpret_cast<const float*>(panel));
   const __m256 s1 = _mm256_loadu_ps(reinterpret_cast<const float*>(panel) + 8);
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     _mm256_storeu_ps(c + r * kPanel, _mm256_mul_ps(acc[r][0], s0));
     _mm256_storeu_ps(c + r * kPanel + 8, _mm256_mul_ps(acc[r][1], s1));
@@ -41,6 +44,7 @@ void gemv_a16w4_rows(const uint8_t* panel, int64_t K, int64_t group, const float
                                                                     8, 0, 0, 0, 8, 0, 0, 0, 8, 0, 0, 0, 8, 0, 0, 0));
   const __m256i low4 = _mm256_set1_epi32(15);
   const int64_t groups = K / group, group_bytes = a16w4_group_bytes(group);
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     _mm256_storeu_ps(c + r * kPanel, _mm256_setzero_ps());
     _mm256_storeu_ps(c + r * kPanel + 8, _mm256_setzero_ps());
@@ -50,25 +54,32 @@ void gemv_a16w4_rows(const uint8_t* panel, int64_t K, int64_t group, const float
     const uint8_t* q = gp + kPanel * 8;
     const float* xg = x + g * group;
     __m256 acc[R][2];
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     for (int64_t k = 0; k < group; k += 2, q += kPanel) {
       const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
-      const __m256i e0 = _mm256_shuffle_epi8(b, cols_lo), e1 = _mm256_shuffle_epi8(b, cols_hi);
+      // columns 0-7, then 8-15: one half's widened weights at a time keeps 4 rows' accumulators in registers
+      const __m256i e0 = _mm256_shuffle_epi8(b, cols_lo);
       const __m256 a0 = _mm256_cvtepi32_ps(_mm256_and_si256(e0, low4));
-      const __m256 a1 = _mm256_cvtepi32_ps(_mm256_and_si256(e1, low4));
       const __m256 b0 = _mm256_cvtepi32_ps(_mm256_srli_epi32(e0, 4));
-      const __m256 b1 = _mm256_cvtepi32_ps(_mm256_srli_epi32(e1, 4));
+#pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
-        const __m256 xa = _mm256_broadcast_ss(xg + r * ldx + k), xb = _mm256_broadcast_ss(xg + r * ldx + k + 1);
-        acc[r][0] = _mm256_fmadd_ps(xa, a0, acc[r][0]);
-        acc[r][1] = _mm256_fmadd_ps(xa, a1, acc[r][1]);
-        acc[r][0] = _mm256_fmadd_ps(xb, b0, acc[r][0]);
-        acc[r][1] = _mm256_fmadd_ps(xb, b1, acc[r][1]);
+        acc[r][0] = _mm256_fmadd_ps(_mm256_broadcast_ss(xg + r * ldx + k), a0, acc[r][0]);
+        acc[r][0] = _mm256_fmadd_ps(_mm256_broadcast_ss(xg + r * ldx + k + 1), b0, acc[r][0]);
+      }
+      const __m256i e1 = _mm256_shuffle_epi8(b, cols_hi);
+      const __m256 a1 = _mm256_cvtepi32_ps(_mm256_and_si256(e1, low4));
+      const __m256 b1 = _mm256_cvtepi32_ps(_mm256_srli_epi32(e1, 4));
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        acc[r][1] = _mm256_fmadd_ps(_mm256_broadcast_ss(xg + r * ldx + k), a1, acc[r][1]);
+        acc[r][1] = _mm256_fmadd_ps(_mm256_broadcast_ss(xg + r * ldx + k + 1), b1, acc[r][1]);
       }
     }
     const auto* sz = reinterpret_cast<const float*>(gp);
     const __m256 s0 = _mm256_loadu_ps(sz), s1 = _mm256_loadu_ps(sz + 8);
     const __m256 z0 = _mm256_loadu_ps(sz + 16), z1 = _mm256_loadu_ps(sz + 24);
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m256 xs = _mm256_broadcast_ss(xsum + r * groups + g);
       float* cr = c + r * kPanel;
