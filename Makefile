@@ -6,6 +6,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
+# The oneAPI SYCL runtime (PyPI, ~1 GB): the SYCL library builds against it and its tests run the SYCL kernels on
+# the CPU as a SYCL device. Pinned: the 2026 intel-cmplr-lib-ur wheels ship no OpenCL adapter (no CPU device).
+SYCL_RUNTIME := intel-sycl-rt==2025.3.1 intel-cmplr-lib-ur==2025.3.1 intel-opencl-rt==2025.3.1
+# Compiled SYCL kernels are kept across test runs (the first build of each kernel source takes seconds).
+SYCL_CACHE := SYCL_CACHE_PERSISTENT=1 SYCL_CACHE_DIR=$(CURDIR)/build/sycl-cache
 
 .PHONY: venv build test demo bench wheel clean
 
@@ -14,6 +19,7 @@ $(VENV)/.deps: pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	# torch 2.13.0 (CPU build) installs from a local file on these machines
 	$(PIP) install -q torch==2.13.0 "setuptools>=69" wheel cmake ninja pytest hypothesis safetensors numpy
+	$(PIP) install -q $(SYCL_RUNTIME)
 	touch $@
 
 venv: $(VENV)/.deps
@@ -22,7 +28,7 @@ build: venv
 	$(PIP) install -q --no-build-isolation --no-deps -e .
 
 test: build
-	$(PY) -m pytest -q tests
+	$(SYCL_CACHE) $(PY) -m pytest -q tests
 
 demo: build
 	$(PY) -m lowbit

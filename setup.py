@@ -20,6 +20,8 @@ except ImportError:  # setuptools >= 70 ships its own
 
 ROOT = Path(__file__).resolve().parent
 LIBRARIES = ["liblowbit_cpu.so"]
+# Built only when the SYCL runtime (pip install lowbit[sycl]'s wheels) is in the build environment.
+OPTIONAL_LIBRARIES = ["liblowbit_sycl.so"]
 
 
 class CMakeBuild(build_ext):
@@ -34,6 +36,7 @@ class CMakeBuild(build_ext):
             f"-DTORCH_INCLUDE_DIRS={';'.join(cpp.include_paths())}",
             f"-DTORCH_LIBRARY_DIR={cpp.library_paths()[0]}",
             f"-DLOWBIT_OUTPUT_DIR={out_dir}",
+            f"-DLOWBIT_SYCL_PREFIX={sys.prefix}",
         ]
         subprocess.check_call(cmake_args)
         subprocess.check_call(["cmake", "--build", str(build_dir), "--parallel", str(os.cpu_count() or 2)])
@@ -41,6 +44,11 @@ class CMakeBuild(build_ext):
         dest.mkdir(parents=True, exist_ok=True)
         for name in LIBRARIES:
             shutil.copy2(out_dir / name, dest / name)
+        for name in OPTIONAL_LIBRARIES:
+            if (out_dir / name).exists():
+                shutil.copy2(out_dir / name, dest / name)
+            elif (dest / name).exists():
+                (dest / name).unlink()
 
     def get_ext_filename(self, ext_name):
         # a plain library name, not lowbit/_C.cpython-311-x86_64-linux-gnu.so: nothing here is a Python module

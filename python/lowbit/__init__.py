@@ -9,9 +9,13 @@ from lowbit._library import cpu_isa, load as _load, supported_cpu_isas
 
 _load()
 
+from lowbit import sycl  # noqa: E402
+sycl.load_at_import()  # the SYCL kernels' library, only if a SYCL runtime is importable; silent otherwise
+
 from lowbit import formats, ops, reference  # noqa: E402  (ops need the library loaded)
 from lowbit.nn import QuantLinear  # noqa: E402
 from lowbit.quantize import MODES, quantize_  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["MODES", "QuantLinear", "cpu_isa", "formats", "ops", "quantize_", "reference", "supported_cpu_isas"]
+__all__ = ["MODES", "QuantLinear", "cpu_isa", "formats", "ops", "quantize_", "reference", "supported_cpu_isas",
+           "sycl"]

@@ -5,7 +5,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from lowbit import formats, ops
+from lowbit import formats, ops, sycl
 
 MODES = ("a16w8", "a16w4", "da8w8")
 
@@ -19,7 +19,8 @@ class QuantLinear(nn.Module):
       "da8w8"  int8 weights; activations quantized per token to int8 inside the op, int32 accumulation
     The state_dict holds the canonical format (lowbit.formats): `weight` (int8 [N, K] or uint8 [N, K/2]),
     `weight_scale`, `weight_zero` (a16w4 asymmetric only) and `bias`. The kernel layout (`packed_weight`) is
-    derived from it on construction and on every load, and is not saved.
+    derived from it on construction, on every load and on every move to another device (`.to("xpu")` packs for
+    the SYCL kernels), and is not saved.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, mode: str = "a16w4",
@@ -76,8 +77,14 @@ class QuantLinear(nn.Module):
         q.repack()
         return q
 
+    def _backend(self):
+        """Which kernels the current packing is for: the device, and whether the SYCL kernels run it
+        (XPU, or CPU while lowbit.sycl.route_cpu is on)."""
+        return self.weight.device, sycl.handles(self.weight.device)
+
     def repack(self) -> None:
         """Rebuild the kernel layout from the canonical buffers (after any change to them)."""
+        self._packed_for = self._backend()
         if self.weight.device.type == "meta":
             return
         if self.mode == "a16w8":
@@ -88,11 +95,20 @@ class QuantLinear(nn.Module):
             packed = ops.pack_a16w4(self.weight, self.weight_scale, self.weight_zero, self.group_size)
         self.packed_weight = packed
 
+    def _apply(self, fn, *args, **kwargs):
+        # .to(device) moves packed_weight as bytes; the layout belongs to the kernels of the old device
+        super()._apply(fn, *args, **kwargs)
+        if self._packed_for != self._backend():
+            self.repack()
+        return self
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self.repack()
 
     def forward(self, x: Tensor) -> Tensor:
+        if self._packed_for != self._backend():  # lowbit.sycl.route_cpu was switched since packing
+            self.repack()
         bias = self.bias
         if bias is not None and bias.dtype != x.dtype:
             bias = bias.to(x.dtype)

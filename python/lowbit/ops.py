@@ -9,9 +9,11 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from lowbit import sycl
+
 PANEL = 16  # output columns per packed panel (csrc/cpu/kernels/api.h)
 ACTIVATION_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
-_SUPPORTED_DEVICES = ("cpu",)
+_SUPPORTED_DEVICES = ("cpu", "xpu")  # xpu: the SYCL kernels (lowbit.sycl), when a SYCL runtime is installed
 
 
 # ------------------------------------------------------------------ packed sizes (mirror api.h)
@@ -52,9 +54,11 @@ def _same_device(named: dict) -> None:
     if device.type not in _SUPPORTED_DEVICES and device.type != "meta":
         raise NotImplementedError(f"lowbit has no kernels for device '{device.type}' (supported: "
                                   f"{', '.join(_SUPPORTED_DEVICES)})")
+    if device.type == "xpu" and not sycl.available():
+        raise NotImplementedError(f"lowbit's XPU kernels are unavailable: {sycl.unavailable_reason()}")
 
 
-def _check_linear(x, packed_weight, out_features, bias, panel_bytes_of_k):
+def _check_linear(x, packed_weight, out_features, bias, panel_bytes_of_k, mode, group_size=None):
     _tensor(x, "x", ACTIVATION_DTYPES, "bfloat16, float16 or float32")
     _tensor(packed_weight, "packed_weight", (torch.uint8,), "uint8 (from lowbit.ops.pack_*)")
     if bias is not None:
@@ -69,11 +73,13 @@ def _check_linear(x, packed_weight, out_features, bias, panel_bytes_of_k):
     if bias is not None and tuple(bias.shape) != (out_features,):
         raise ValueError(f"bias must have shape [out_features] = [{out_features}], got {tuple(bias.shape)}")
     k = x.shape[-1]
-    expected = (_panels(out_features), panel_bytes_of_k(k))
+    expected = (sycl.packed_shape(mode, out_features, k, group_size) if sycl.handles(x.device)
+                else (_panels(out_features), panel_bytes_of_k(k)))
     if tuple(packed_weight.shape) != expected:
         raise ValueError(
             f"packed_weight has shape {tuple(packed_weight.shape)}, but out_features = {out_features} and "
-            f"x.size(-1) = K = {k} need {expected}: it was packed for another shape (mismatched K or N?)")
+            f"x.size(-1) = K = {k} need {expected}: it was packed for another shape (mismatched K or N?) or "
+            "for other kernels (native CPU vs SYCL: see lowbit.sycl.route_cpu)")
 
 
 def _check_group_size(k: int, group_size, name: str = "K") -> None:
@@ -98,13 +104,13 @@ def _check_int8_weight(weight, scales):
 def pack_a16w8(weight: Tensor, scales: Tensor) -> Tensor:
     """Canonical int8 [N, K] + float32 scales [N] -> packed panels for linear_a16w8."""
     _check_int8_weight(weight, scales)
-    return torch.ops.lowbit.pack_a16w8(weight.contiguous(), scales.contiguous())
+    return sycl.ops_for(weight.device).pack_a16w8(weight.contiguous(), scales.contiguous())
 
 
 def pack_da8w8(weight: Tensor, scales: Tensor) -> Tensor:
     """Canonical int8 [N, K] + float32 scales [N] -> packed panels (with column sums) for linear_da8w8."""
     _check_int8_weight(weight, scales)
-    return torch.ops.lowbit.pack_da8w8(weight.contiguous(), scales.contiguous())
+    return sycl.ops_for(weight.device).pack_da8w8(weight.contiguous(), scales.contiguous())
 
 
 def pack_a16w4(weight: Tensor, scales: Tensor, zeros: Optional[Tensor], group_size: int) -> Tensor:
@@ -128,15 +134,15 @@ def pack_a16w4(weight: Tensor, scales: Tensor, zeros: Optional[Tensor], group_si
         if zeros.device.type != "meta" and zeros.numel() and int(zeros.max()) > 15:
             raise ValueError(f"zeros must be in 0..15, got a maximum of {int(zeros.max())}")
         zeros = zeros.contiguous()
-    return torch.ops.lowbit.pack_a16w4(weight.contiguous(), scales.contiguous(), zeros, group_size)
+    return sycl.ops_for(weight.device).pack_a16w4(weight.contiguous(), scales.contiguous(), zeros, group_size)
 
 
 # ------------------------------------------------------------------ linear
 
 def linear_a16w8(x: Tensor, packed_weight: Tensor, out_features: int, bias: Optional[Tensor] = None) -> Tensor:
     """y[..., N] = x[..., K] @ (q * scale).T + bias, fp32 accumulation, output in x's dtype."""
-    _check_linear(x, packed_weight, out_features, bias, _a16w8_panel_bytes)
-    return torch.ops.lowbit.linear_a16w8(x, packed_weight, out_features, bias)
+    _check_linear(x, packed_weight, out_features, bias, _a16w8_panel_bytes, "a16w8")
+    return sycl.ops_for(x.device).linear_a16w8(x, packed_weight, out_features, bias)
 
 
 def linear_a16w4(x: Tensor, packed_weight: Tensor, out_features: int, group_size: int,
@@ -144,36 +150,40 @@ def linear_a16w4(x: Tensor, packed_weight: Tensor, out_features: int, group_size
     """y[..., N] = x[..., K] @ ((q - zero) * scale).T + bias, fp32 accumulation, output in x's dtype."""
     _tensor(x, "x", ACTIVATION_DTYPES, "bfloat16, float16 or float32")
     _check_group_size(x.shape[-1] if x.dim() else 0, group_size, "x.size(-1) = K")
-    _check_linear(x, packed_weight, out_features, bias, lambda k: _a16w4_panel_bytes(k, group_size))
-    return torch.ops.lowbit.linear_a16w4(x, packed_weight, out_features, group_size, bias)
+    _check_linear(x, packed_weight, out_features, bias, lambda k: _a16w4_panel_bytes(k, group_size), "a16w4",
+                  group_size)
+    return sycl.ops_for(x.device).linear_a16w4(x, packed_weight, out_features, group_size, bias)
 
 
 def linear_da8w8(x: Tensor, packed_weight: Tensor, out_features: int, bias: Optional[Tensor] = None) -> Tensor:
     """x quantized per row to int8 (amax / 127, see lowbit.reference), int8 x int8 -> int32 products,
     y = acc * x_scale * w_scale + bias, output in x's dtype."""
-    _check_linear(x, packed_weight, out_features, bias, _da8w8_panel_bytes)
-    return torch.ops.lowbit.linear_da8w8(x, packed_weight, out_features, bias)
+    _check_linear(x, packed_weight, out_features, bias, _da8w8_panel_bytes, "da8w8")
+    return sycl.ops_for(x.device).linear_da8w8(x, packed_weight, out_features, bias)
 
 
 # ------------------------------------------------------------------ fake kernels
 
-def _fake_packed(weight: Tensor, n: int, panel_bytes: int) -> Tensor:
-    return weight.new_empty((_panels(n), panel_bytes), dtype=torch.uint8)
+def _fake_packed(weight: Tensor, mode: str, k: int, panel_bytes: int, group_size=None) -> Tensor:
+    n = weight.shape[0]
+    shape = sycl.packed_shape(mode, n, k, group_size) if weight.device.type == "xpu" else (_panels(n), panel_bytes)
+    return weight.new_empty(shape, dtype=torch.uint8)
 
 
 @torch.library.register_fake("lowbit::pack_a16w8")
 def _(weight, scales):
-    return _fake_packed(weight, weight.shape[0], _a16w8_panel_bytes(weight.shape[1]))
+    return _fake_packed(weight, "a16w8", weight.shape[1], _a16w8_panel_bytes(weight.shape[1]))
 
 
 @torch.library.register_fake("lowbit::pack_da8w8")
 def _(weight, scales):
-    return _fake_packed(weight, weight.shape[0], _da8w8_panel_bytes(weight.shape[1]))
+    return _fake_packed(weight, "da8w8", weight.shape[1], _da8w8_panel_bytes(weight.shape[1]))
 
 
 @torch.library.register_fake("lowbit::pack_a16w4")
 def _(weight, scales, zeros, group_size):
-    return _fake_packed(weight, weight.shape[0], _a16w4_panel_bytes(weight.shape[1] * 2, group_size))
+    k = weight.shape[1] * 2
+    return _fake_packed(weight, "a16w4", k, _a16w4_panel_bytes(k, group_size), group_size)
 
 
 def _fake_linear(x: Tensor, out_features: int) -> Tensor:

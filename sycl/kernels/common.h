@@ -1,0 +1,68 @@
+// Shared by every lowbit SYCL kernel source (the host library hands it to the run-time compiler as the
+// include file "lowbit_common.h"). No device-library functions are used anywhere (the runtime wheels lack
+// their bitcode, and kernels build with -fno-sycl-device-lib=all): bf16 is handled as raw uint16_t bits.
+#pragma once
+
+#include <sycl/sycl.hpp>
+#include <sycl/ext/oneapi/work_group_static.hpp>
+
+#include <cstdint>
+
+namespace syclexp = sycl::ext::oneapi::experimental;
+
+#define LOWBIT_ND_RANGE_KERNEL extern "C" SYCL_EXT_ONEAPI_FUNCTION_PROPERTY((syclexp::nd_range_kernel<1>)) void
+
+namespace lowbit {
+
+inline sycl::nd_item<1> item() { return sycl::ext::oneapi::this_work_item::get_nd_item<1>(); }
+
+// ---- activation dtypes: storage type, widening load, rounding store (round to nearest even)
+struct F32 {
+  using T = float;
+  static float load(const T* p) { return *p; }
+  static void store(T* p, float v) { *p = v; }
+};
+
+struct F16 {
+  using T = sycl::half;
+  static float load(const T* p) { return float(*p); }
+  static void store(T* p, float v) { *p = sycl::half(v); }
+};
+
+struct BF16 {
+  using T = uint16_t;  // the bits of a bfloat16: exactly the high half of an fp32
+  static float load(const T* p) { return sycl::bit_cast<float>(uint32_t(*p) << 16); }
+  static void store(T* p, float v) {
+    const uint32_t u = sycl::bit_cast<uint32_t>(v);
+    if ((u & 0x7fffffffu) > 0x7f800000u) {  // NaN: keep it a (quiet) NaN, as torch does
+      *p = uint16_t(0x7fc0u | ((u >> 16) & 0x8000u));
+      return;
+    }
+    *p = uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  }
+};
+
+// ---- int4 / int8 helpers
+// (float)(q - z) for a nibble q in 0..15 without an int->float conversion: 0x4B000000 | q is the float
+// 2^23 + q exactly, and subtracting zb = 2^23 + z (precomputed once per group) leaves q - z exactly.
+constexpr float kMagic = 8388608.0f;  // 2^23
+inline float nibble_minus_zero(uint32_t word, int j, float zb) {
+  return sycl::bit_cast<float>(0x4B000000u | ((word >> (4 * j)) & 15u)) - zb;
+}
+
+inline float byte_s8(uint32_t word, int j) { return float(int8_t(word >> (8 * j))); }
+
+// Dot product of the four int8 lanes of two words, in int32 (the scalar form of dp4a / VNNI).
+inline int32_t dot4_s8(uint32_t a, uint32_t b) {
+  return int32_t(int8_t(a)) * int8_t(b) + int32_t(int8_t(a >> 8)) * int8_t(b >> 8) +
+         int32_t(int8_t(a >> 16)) * int8_t(b >> 16) + int32_t(int8_t(a >> 24)) * int8_t(b >> 24);
+}
+
+// ---- the tiled (large M) path: one work-group computes a kTileM x kTileN block of y, stepping through K
+// kTileK at a time; each step stages the activation tile and the dequantized weight tile in local memory.
+// Work-item (lane, row group): lanes along N (column lane = local id % kTileN, consecutive lanes read
+// consecutive local words), kRowsPerItem rows each, so a work-group is kTileN * kTileM / kRowsPerItem = 256.
+constexpr int kTileM = 32, kTileN = 32, kTileK = 32, kRowsPerItem = 4;
+constexpr int kTileThreads = kTileN * kTileM / kRowsPerItem;
+
+}  // namespace lowbit

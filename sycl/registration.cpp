@@ -1,0 +1,368 @@
+// Torch bindings of the SYCL kernels: argument checks, allocation, the queue, the launch geometry.
+//
+// The same functions serve two dispatch targets:
+//   lowbit::<op>       for XPU tensors: launched on the current XPU stream's sycl::queue, not waited for
+//                      (stream order, as every torch XPU op);
+//   lowbit_sycl::<op>  for CPU tensors: the same kernels on the SYCL CPU device over the tensors' own memory,
+//                      waited for before returning. This is how the SYCL kernels are tested on a machine with
+//                      no Intel GPU; the Python wrappers route CPU tensors here when the switch in
+//                      lowbit.sycl is on.
+// Packed weights use the lanes-along-N layouts of kernels/pack.sycl, not the CPU panels: uint8 [rows, N, 4]
+// (rows of N 32-bit words; see rows_*() below), so a CPU-panel tensor (2-D) is never mistaken for one.
+#include <torch/csrc/stable/accelerator.h>
+#include <torch/csrc/stable/library.h>
+#include <torch/csrc/stable/ops.h>
+#include <torch/csrc/stable/tensor.h>
+#include <torch/headeronly/core/ScalarType.h>
+
+#include <climits>
+#include <cstdlib>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime.h"
+
+namespace {
+
+using torch::headeronly::ScalarType;
+using torch::stable::Tensor;
+namespace lx = lowbit::xpu;
+
+// int8 x int8 products summed in int32: 127 * 127 * K must stay below 2^31 (as on the CPU).
+constexpr int64_t kMaxK8 = (int64_t(1) << 31) / (127 * 127);
+constexpr size_t kRowsLocal = 64;   // work-group of the rows (decode) and pack kernels: 64 columns
+constexpr int kTileM = 32, kTileN = 32, kTileThreads = 256;  // must match kernels/common.h
+constexpr size_t kQuantizeLocal = 64;
+
+// ---------------------------------------------------------------- layouts (kernels/pack.sycl)
+int64_t rows_int8(int64_t K) { return (K + 3) / 4 + 1; }  // a16w8 and da8w8: weight words + scales
+int64_t rows_int4(int64_t K, int64_t g) { return (K + 7) / 8 + 2 * (K / g); }  // words + scales + zeros
+
+// ---------------------------------------------------------------- checks
+void check_device(const Tensor& t, const char* name) {
+  const auto type = t.device().type();
+  STD_TORCH_CHECK(type == torch::headeronly::DeviceType::XPU || type == torch::headeronly::DeviceType::CPU,
+                  "lowbit: ", name, " must be an XPU tensor (or a CPU tensor for lowbit_sycl:: ops)");
+  STD_TORCH_CHECK(t.is_contiguous(), "lowbit: ", name, " must be contiguous");
+}
+
+void check_same_device(const Tensor& a, const Tensor& b, const char* name_a, const char* name_b) {
+  STD_TORCH_CHECK(a.device() == b.device(), "lowbit: ", name_a, " and ", name_b, " must be on one device");
+}
+
+void check_dtype(const Tensor& t, ScalarType want, const char* name, const char* what) {
+  STD_TORCH_CHECK(t.scalar_type() == want, "lowbit: ", name, " must be ", what, ", got dtype ",
+                  torch::headeronly::toString(t.scalar_type()));
+}
+
+// Kernels index with int and size_t: every extent must fit an int.
+void check_int_range(int64_t v, const char* what) {
+  STD_TORCH_CHECK(v >= 0 && v <= INT_MAX, "lowbit: ", what, " = ", v, " is too large for the SYCL kernels");
+}
+
+const char* dtype_suffix(const Tensor& x) {
+  switch (x.scalar_type()) {
+    case ScalarType::Float: return "F32";
+    case ScalarType::Half: return "F16";
+    case ScalarType::BFloat16: return "BF16";
+    default:
+      STD_TORCH_CHECK(false, "lowbit: x must be bfloat16, float16 or float32, got dtype ",
+                      torch::headeronly::toString(x.scalar_type()));
+  }
+  return "";
+}
+
+// ---------------------------------------------------------------- queue and launch
+
+// XPU: the current stream of the tensor's device (its native handle is a sycl::queue*). CPU: the SYCL CPU device.
+sycl::queue& queue_for(const Tensor& t) {
+  if (t.is_cpu()) return lx::cpu_device_queue();
+  auto stream = torch::stable::accelerator::getCurrentStream(t.get_device_index());
+  return *static_cast<sycl::queue*>(stream.nativeHandle());
+}
+
+// Runs the kernels of one op. CPU tensors are ordinary host memory, so the op waits for its kernels (and
+// rethrows any asynchronous error) in finish(); XPU work stays queued in stream order. If the op throws
+// half-way, the destructor still waits on the CPU device, so no kernel outlives the tensors it reads.
+class Launcher {
+ public:
+  explicit Launcher(const Tensor& t) : cpu_(t.is_cpu()), q_(queue_for(t)) {}
+  Launcher(const Launcher&) = delete;
+  Launcher& operator=(const Launcher&) = delete;
+  ~Launcher() {
+    if (cpu_) q_.wait();
+  }
+
+  template <class... Args>
+  void operator()(const char* source, const std::string& kernel, size_t global, size_t local, const Args&... args) {
+    const sycl::kernel k = lx::get_kernel(q_, source, kernel.c_str());
+    const size_t rounded = (global + local - 1) / local * local;
+    if (rounded > 0) lx::launch(q_, k, rounded, local, args...);
+  }
+
+  void finish() {
+    if (cpu_) q_.wait_and_throw();
+  }
+
+ private:
+  bool cpu_;
+  sycl::queue& q_;
+};
+
+// LOWBIT_DEBUG_POISON=1 fills every output with NaN before the kernels run, so a test sees any element a
+// kernel forgot to write (as the CPU library does). Read once.
+bool poison_outputs() {
+  static const bool on = [] {
+    const char* v = std::getenv("LOWBIT_DEBUG_POISON");
+    return v != nullptr && v[0] == '1';
+  }();
+  return on;
+}
+
+// From how many rows the tiled (local-memory) path replaces the rows (decode) path. LOWBIT_SYCL_TILED_MIN_M
+// overrides it (0: always tiled; a huge value: never), read on every call so tests can cover both paths.
+int64_t tiled_min_m() {
+  const char* v = std::getenv("LOWBIT_SYCL_TILED_MIN_M");
+  return v && *v ? std::strtoll(v, nullptr, 10) : 16;
+}
+
+// ---------------------------------------------------------------- packing
+
+Tensor new_packed(const Tensor& like, int64_t rows, int64_t N) {
+  check_int_range(rows * N, "packed words");
+  return torch::stable::new_empty(like, {rows, N, 4}, ScalarType::Byte);
+}
+
+void check_int8_weight(const Tensor& weight, const Tensor& scales) {
+  check_device(weight, "weight");
+  check_device(scales, "scales");
+  check_same_device(weight, scales, "weight", "scales");
+  check_dtype(weight, ScalarType::Char, "weight", "int8 [N, K]");
+  check_dtype(scales, ScalarType::Float, "scales", "float32 [N]");
+  STD_TORCH_CHECK(weight.dim() == 2 && weight.size(0) > 0 && weight.size(1) > 0,
+                  "lowbit: weight must be a non-empty 2-D [N, K] tensor");
+  STD_TORCH_CHECK(scales.dim() == 1 && scales.size(0) == weight.size(0), "lowbit: scales must have shape [N] = [",
+                  weight.size(0), "]");
+}
+
+Tensor pack_int8(const Tensor& weight, const Tensor& scales) {
+  const int64_t N = weight.size(0), K = weight.size(1);
+  Tensor out = new_packed(weight, rows_int8(K), N);
+  Launcher run(weight);
+  run("pack.sycl", "pack_int8", size_t(rows_int8(K) * N), kRowsLocal, weight.const_data_ptr<int8_t>(),
+      scales.const_data_ptr<float>(), static_cast<uint32_t*>(out.mutable_data_ptr()), int(N), int(K));
+  run.finish();
+  return out;
+}
+
+Tensor pack_a16w8(Tensor weight, Tensor scales) {
+  check_int8_weight(weight, scales);
+  return pack_int8(weight, scales);
+}
+
+Tensor pack_da8w8(Tensor weight, Tensor scales) {
+  check_int8_weight(weight, scales);
+  STD_TORCH_CHECK(weight.size(1) <= kMaxK8, "lowbit: da8w8 supports K <= ", kMaxK8, " (int32 accumulation), got K = ",
+                  weight.size(1));
+  return pack_int8(weight, scales);
+}
+
+void check_group(int64_t K, int64_t group_size) {
+  STD_TORCH_CHECK(group_size > 0 && group_size % 2 == 0, "lowbit: group_size must be a positive even number, got ",
+                  group_size);
+  STD_TORCH_CHECK(K % group_size == 0, "lowbit: K = ", K, " is not divisible by group_size = ", group_size);
+}
+
+// The largest zero point, read back to the host (one small reduction; packing happens once per weight).
+int64_t max_zero(const Tensor& zeros) {
+  Tensor m = torch::stable::amax(zeros, std::vector<int64_t>{0, 1});
+  if (!m.is_cpu()) m = torch::stable::to(m, torch::stable::Device(torch::headeronly::DeviceType::CPU));
+  return *m.const_data_ptr<uint8_t>();
+}
+
+Tensor pack_a16w4(Tensor weight, Tensor scales, std::optional<Tensor> zeros, int64_t group_size) {
+  check_device(weight, "weight");
+  check_device(scales, "scales");
+  check_same_device(weight, scales, "weight", "scales");
+  check_dtype(weight, ScalarType::Byte, "weight", "uint8 [N, K/2] (two int4 per byte)");
+  check_dtype(scales, ScalarType::Float, "scales", "float32 [N, K/group_size]");
+  STD_TORCH_CHECK(weight.dim() == 2 && weight.size(0) > 0 && weight.size(1) > 0,
+                  "lowbit: weight must be a non-empty 2-D [N, K/2] tensor");
+  const int64_t N = weight.size(0), K = weight.size(1) * 2;
+  check_group(K, group_size);
+  const int64_t groups = K / group_size;
+  STD_TORCH_CHECK(scales.dim() == 2 && scales.size(0) == N && scales.size(1) == groups,
+                  "lowbit: scales must have shape [N, K/group_size] = [", N, ", ", groups, "]");
+  const uint8_t* z = nullptr;
+  if (zeros) {
+    check_device(*zeros, "zeros");
+    check_same_device(weight, *zeros, "weight", "zeros");
+    check_dtype(*zeros, ScalarType::Byte, "zeros", "uint8 [N, K/group_size] in 0..15");
+    STD_TORCH_CHECK(zeros->dim() == 2 && zeros->size(0) == N && zeros->size(1) == groups,
+                    "lowbit: zeros must have shape [N, K/group_size] = [", N, ", ", groups, "]");
+    const int64_t zmax = max_zero(*zeros);
+    STD_TORCH_CHECK(zmax <= 15, "lowbit: zeros must be in 0..15, found ", zmax);
+    z = zeros->const_data_ptr<uint8_t>();
+  }
+  const int64_t rows = rows_int4(K, group_size);
+  Tensor out = new_packed(weight, rows, N);
+  Launcher run(weight);
+  run("pack.sycl", "pack_int4", size_t(rows * N), kRowsLocal, weight.const_data_ptr<uint8_t>(),
+      scales.const_data_ptr<float>(), z, static_cast<uint32_t*>(out.mutable_data_ptr()), int(N), int(K),
+      int(group_size));
+  run.finish();
+  return out;
+}
+
+// ---------------------------------------------------------------- linear
+
+struct Prepared {
+  int64_t M, N, K;
+  Tensor out;
+  std::optional<Tensor> bias32;  // fp32 copy of the bias, alive until the kernels are enqueued
+  const float* bias = nullptr;
+};
+
+Prepared prepare(const Tensor& x, const Tensor& packed, int64_t N, const std::optional<Tensor>& bias, int64_t rows,
+                 const char* mode) {
+  check_device(x, "x");
+  check_device(packed, "packed_weight");
+  check_same_device(x, packed, "x", "packed_weight");
+  dtype_suffix(x);
+  check_dtype(packed, ScalarType::Byte, "packed_weight", "uint8 (from lowbit.ops.pack_*)");
+  STD_TORCH_CHECK(x.dim() >= 1, "lowbit: x must have at least one dimension [..., K]");
+  STD_TORCH_CHECK(N > 0, "lowbit: out_features must be positive, got ", N);
+  const int64_t K = x.size(x.dim() - 1);
+  STD_TORCH_CHECK(packed.dim() == 3 && packed.size(2) == 4,
+                  "lowbit: packed_weight is not in the SYCL layout [rows, N, 4] (a CPU-panel packing? pack the "
+                  "weight on the device it runs on)");
+  STD_TORCH_CHECK(packed.size(1) == N, "lowbit: packed_weight holds ", packed.size(1),
+                  " output features, not out_features = ", N);
+  STD_TORCH_CHECK(packed.size(0) == rows, "lowbit: x.size(-1) = ", K,
+                  " does not match the in_features packed_weight was packed for (", mode, ")");
+  Prepared p{0, N, K, Tensor(), std::nullopt, nullptr};
+  if (bias) {
+    check_device(*bias, "bias");
+    check_same_device(x, *bias, "x", "bias");
+    STD_TORCH_CHECK(bias->scalar_type() == x.scalar_type(), "lowbit: bias must have x's dtype (",
+                    torch::headeronly::toString(x.scalar_type()), "), got ",
+                    torch::headeronly::toString(bias->scalar_type()));
+    STD_TORCH_CHECK(bias->dim() == 1 && bias->size(0) == N, "lowbit: bias must have shape [out_features] = [", N,
+                    "]");
+    p.bias32 = torch::stable::to(*bias, ScalarType::Float);
+    p.bias = p.bias32->const_data_ptr<float>();
+  }
+  p.M = K == 0 ? 0 : x.numel() / K;
+  check_int_range(p.M, "rows of x");
+  check_int_range(K, "K");
+  std::vector<int64_t> out_shape(x.sizes().begin(), x.sizes().end());
+  out_shape.back() = N;
+  p.out = torch::stable::new_empty(x, out_shape);
+  if (poison_outputs() && p.out.numel() > 0) torch::stable::fill_(p.out, std::numeric_limits<double>::quiet_NaN());
+  return p;
+}
+
+// Launch geometry shared by the three modes.
+struct Geometry {
+  std::string kernel;  // e.g. "a16w4_rows4_BF16"
+  size_t global, local;
+  int last_arg;        // ncols (rows path) or tiles_n (tiled path)
+};
+
+Geometry geometry(const char* mode, const Tensor& x, int64_t M, int64_t N) {
+  const std::string dt = dtype_suffix(x);
+  if (M >= tiled_min_m()) {
+    const int64_t tiles_n = (N + kTileN - 1) / kTileN, tiles_m = (M + kTileM - 1) / kTileM;
+    check_int_range(tiles_m * tiles_n * kTileThreads, "work-items");
+    return {std::string(mode) + "_tiled_" + dt, size_t(tiles_m * tiles_n * kTileThreads), size_t(kTileThreads),
+            int(tiles_n)};
+  }
+  // M = 1 (decode) gets its own kernel; any other M takes 4 rows per work-item, reading each weight once per 4.
+  const int mb = M == 1 ? 1 : 4;
+  const int64_t ncols = (N + kRowsLocal - 1) / kRowsLocal * kRowsLocal;
+  return {std::string(mode) + "_rows" + std::to_string(mb) + "_" + dt, size_t((M + mb - 1) / mb * ncols), kRowsLocal,
+          int(ncols)};
+}
+
+Tensor linear_a16w8(Tensor x, Tensor packed, int64_t out_features, std::optional<Tensor> bias) {
+  const int64_t K = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
+  Prepared p = prepare(x, packed, out_features, bias, rows_int8(K), "a16w8");
+  if (p.M == 0) return p.out;
+  const Geometry g = geometry("a16w8", x, p.M, p.N);
+  Launcher run(x);
+  run("a16w8.sycl", g.kernel, g.global, g.local, x.const_data_ptr(),
+      static_cast<const uint32_t*>(packed.const_data_ptr()), p.bias, p.out.mutable_data_ptr(), int(p.M), int(p.N),
+      int(K), g.last_arg);
+  run.finish();
+  return p.out;
+}
+
+Tensor linear_a16w4(Tensor x, Tensor packed, int64_t out_features, int64_t group_size, std::optional<Tensor> bias) {
+  const int64_t K = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
+  STD_TORCH_CHECK(K % 2 == 0, "lowbit: a16w4 needs an even K = x.size(-1), got ", K);
+  check_group(K, group_size);
+  Prepared p = prepare(x, packed, out_features, bias, rows_int4(K, group_size), "a16w4");
+  if (p.M == 0) return p.out;
+  const Geometry g = geometry("a16w4", x, p.M, p.N);
+  Launcher run(x);
+  run("a16w4.sycl", g.kernel, g.global, g.local, x.const_data_ptr(),
+      static_cast<const uint32_t*>(packed.const_data_ptr()), p.bias, p.out.mutable_data_ptr(), int(p.M), int(p.N),
+      int(K), int(group_size), g.last_arg);
+  run.finish();
+  return p.out;
+}
+
+Tensor linear_da8w8(Tensor x, Tensor packed, int64_t out_features, std::optional<Tensor> bias) {
+  const int64_t K = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
+  STD_TORCH_CHECK(K <= kMaxK8, "lowbit: da8w8 supports K <= ", kMaxK8, " (int32 accumulation), got K = ", K);
+  Prepared p = prepare(x, packed, out_features, bias, rows_int8(K), "da8w8");
+  if (p.M == 0) return p.out;
+  const int64_t K4 = (K + 3) / 4 * 4;
+  Tensor xq = torch::stable::new_empty(x, {p.M, K4}, ScalarType::Char);
+  Tensor xs = torch::stable::new_empty(x, {p.M}, ScalarType::Float);
+  const std::string dt = dtype_suffix(x);
+  const Geometry g = geometry("da8w8", x, p.M, p.N);
+  Launcher run(x);
+  run("da8w8.sycl", "da8w8_quantize_" + dt, size_t(p.M) * kQuantizeLocal, kQuantizeLocal, x.const_data_ptr(),
+      xq.mutable_data_ptr<int8_t>(), xs.mutable_data_ptr<float>(), int(K), int(K4));
+  run("da8w8.sycl", g.kernel, g.global, g.local, xq.const_data_ptr<int8_t>(), xs.const_data_ptr<float>(),
+      static_cast<const uint32_t*>(packed.const_data_ptr()), p.bias, p.out.mutable_data_ptr(), int(p.M), int(p.N),
+      int(K4), g.last_arg);
+  run.finish();
+  return p.out;
+}
+
+}  // namespace
+
+// The same schemas as lowbit:: (csrc/ops.cpp), in a namespace of their own so that CPU tensors can reach the
+// SYCL kernels without displacing the native CPU kernels registered for lowbit::.
+STABLE_TORCH_LIBRARY(lowbit_sycl, m) {
+  m.def("pack_a16w8(Tensor weight, Tensor scales) -> Tensor");
+  m.def("pack_a16w4(Tensor weight, Tensor scales, Tensor? zeros, int group_size) -> Tensor");
+  m.def("pack_da8w8(Tensor weight, Tensor scales) -> Tensor");
+  m.def("linear_a16w8(Tensor x, Tensor packed_weight, int out_features, Tensor? bias=None) -> Tensor");
+  m.def(
+      "linear_a16w4(Tensor x, Tensor packed_weight, int out_features, int group_size, Tensor? bias=None) "
+      "-> Tensor");
+  m.def("linear_da8w8(Tensor x, Tensor packed_weight, int out_features, Tensor? bias=None) -> Tensor");
+}
+
+STABLE_TORCH_LIBRARY_IMPL(lowbit_sycl, CPU, m) {
+  m.impl("pack_a16w8", TORCH_BOX(&pack_a16w8));
+  m.impl("pack_a16w4", TORCH_BOX(&pack_a16w4));
+  m.impl("pack_da8w8", TORCH_BOX(&pack_da8w8));
+  m.impl("linear_a16w8", TORCH_BOX(&linear_a16w8));
+  m.impl("linear_a16w4", TORCH_BOX(&linear_a16w4));
+  m.impl("linear_da8w8", TORCH_BOX(&linear_da8w8));
+}
+
+STABLE_TORCH_LIBRARY_IMPL(lowbit, XPU, m) {
+  m.impl("pack_a16w8", TORCH_BOX(&pack_a16w8));
+  m.impl("pack_a16w4", TORCH_BOX(&pack_a16w4));
+  m.impl("pack_da8w8", TORCH_BOX(&pack_da8w8));
+  m.impl("linear_a16w8", TORCH_BOX(&linear_a16w8));
+  m.impl("linear_a16w4", TORCH_BOX(&linear_a16w4));
+  m.impl("linear_da8w8", TORCH_BOX(&linear_da8w8));
+}

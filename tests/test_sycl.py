@@ -1,0 +1,275 @@
+"""The SYCL kernels (sycl/kernels/*.sycl), run on the CPU as a SYCL device through lowbit_sycl:: ops, against
+lowbit.reference: every mode, activation dtype, group size and shape, on both launch paths (rows = decode,
+tiled = local-memory tiles), with outputs poisoned with NaN (LOWBIT_DEBUG_POISON, tests/conftest.py).
+
+Tolerances are those of the native kernels (tests/helpers.py), for the same reasons: fp32 accumulation then one
+rounding to the output dtype (a16w8, a16w4); an exact int32 accumulator and a few fp32 roundings in the epilogue
+(da8w8, whose activation quantization must match the reference bit for bit).
+"""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import lowbit
+from helpers import assert_close_a16, assert_close_da8w8, random_int4, random_int8
+from lowbit import ops, reference
+
+ROOT = Path(__file__).resolve().parents[1]
+DTYPES = [torch.bfloat16, torch.float16, torch.float32]
+MS = [0, 1, 3, 8, 33, 128]
+N = 37  # odd: a partial sub-group, work-group and 32-column tile
+PATHS = {"rows": "1000000000", "tiled": "0"}  # LOWBIT_SYCL_TILED_MIN_M forcing each launch path
+
+
+def _sycl_cpu_device():
+    """The SYCL CPU device's name, or None (with the reason) when the SYCL path cannot run here."""
+    if not lowbit.sycl.available():
+        return None, lowbit.sycl.unavailable_reason()
+    try:
+        return lowbit.sycl.cpu_device(), ""
+    except RuntimeError as e:
+        return None, str(e)
+
+
+DEVICE, WHY_NOT = _sycl_cpu_device()
+needs_sycl = pytest.mark.skipif(DEVICE is None, reason=f"SYCL CPU device unavailable: {WHY_NOT}")
+
+
+def test_sycl_path_runs_in_ci():
+    """CI installs the SYCL runtime (Makefile), so there the SYCL tests must run, never skip."""
+    if DEVICE is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but the SYCL path is unavailable: {WHY_NOT}")
+        pytest.skip(f"SYCL CPU device unavailable: {WHY_NOT}")
+    assert DEVICE
+
+
+@pytest.fixture
+def routed():
+    with lowbit.sycl.route_cpu():
+        yield
+
+
+@pytest.fixture(params=list(PATHS))
+def path(request, monkeypatch):
+    monkeypatch.setenv("LOWBIT_SYCL_TILED_MIN_M", PATHS[request.param])
+    return request.param
+
+
+def _bias(n, dtype, with_bias):
+    return torch.randn(n, dtype=dtype) if with_bias else None
+
+
+@needs_sycl
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", MS)
+@pytest.mark.parametrize("k", [64, 203])  # 203: a partial last 4-byte word
+def test_a16w8(routed, path, m, k, dtype):
+    q, s = random_int8(N, k)
+    packed = ops.pack_a16w8(q, s)
+    assert packed.shape == lowbit.sycl.packed_shape("a16w8", N, k)
+    x, bias = torch.randn(m, k, dtype=dtype), _bias(N, dtype, m % 2 == 1)
+    out = ops.linear_a16w8(x, packed, N, bias)
+    assert out.shape == (m, N) and out.dtype == dtype
+    ref = reference.linear_a16w8(x, q, s, bias, dtype=torch.float64)
+    assert_close_a16(out, ref, x, reference.dequantize_int8(q, s), bias)
+
+
+@needs_sycl
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", MS)
+@pytest.mark.parametrize("k, group_size", [(512, 32), (512, 128), (768, 256), (512, None),
+                                           (60, 6), (40, 10), (36, 2), (200, None)])  # g % 8 != 0: partial words
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_a16w4(routed, path, m, k, group_size, symmetric, dtype):
+    g = group_size or k
+    packed_q, s, z = random_int4(N, k, g, symmetric)
+    packed = ops.pack_a16w4(packed_q, s, z, g)
+    assert packed.shape == lowbit.sycl.packed_shape("a16w4", N, k, g)
+    x, bias = torch.randn(m, k, dtype=dtype), _bias(N, dtype, m % 2 == 0)
+    out = ops.linear_a16w4(x, packed, N, g, bias)
+    assert out.shape == (m, N) and out.dtype == dtype
+    ref = reference.linear_a16w4(x, packed_q, s, z, g, bias, dtype=torch.float64)
+    assert_close_a16(out, ref, x, reference.dequantize_int4(packed_q, s, z, g), bias)
+
+
+@needs_sycl
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", MS)
+@pytest.mark.parametrize("k", [64, 203])  # 203: K4 padding of the activations and weights
+def test_da8w8(routed, path, m, k, dtype):
+    q, s = random_int8(N, k)
+    packed = ops.pack_da8w8(q, s)
+    x, bias = torch.randn(m, k, dtype=dtype), _bias(N, dtype, m % 2 == 1)
+    out = ops.linear_da8w8(x, packed, N, bias)
+    assert out.shape == (m, N) and out.dtype == dtype
+    ref = reference.linear_da8w8(x, q, s, bias, dtype=torch.float64)
+    xq, xs = reference.quantize_activation_per_token(x)
+    magnitude = (xq.double().abs() @ q.double().abs().T) * xs.double()[:, None] * s.double()
+    if bias is not None:
+        magnitude = magnitude + bias.double().abs()
+    assert_close_da8w8(out, ref, bias, magnitude)
+
+
+@needs_sycl
+def test_da8w8_quantization_is_bit_exact(routed, path):
+    """One-hot weight rows make output n = x_q[:, n] * x_scale: ties, a zero row, and a row with a NaN."""
+    k = 40
+    q, s = torch.eye(k, dtype=torch.int8), torch.ones(k)
+    x = torch.randn(9, k) * 3
+    x[1] = 0.0
+    x[2, :4] = torch.tensor([0.5, -0.5, 1.5, 2.5]) / 127 * x[2].abs().max()
+    x[5, 7] = float("nan")
+    out = ops.linear_da8w8(x, ops.pack_da8w8(q, s), k)
+    xq, xs = reference.quantize_activation_per_token(x)
+    assert out[5].isnan().all()
+    keep = torch.arange(9) != 5
+    torch.testing.assert_close(out[keep], (xq.float() * xs[:, None])[keep], rtol=2 ** -23, atol=0)
+
+
+@needs_sycl
+@pytest.mark.parametrize("mode", ["a16w8", "a16w4", "da8w8"])
+def test_leading_dims_and_1d_input(routed, mode):
+    k, n = 128, 24
+    if mode == "a16w4":
+        wq, s, z = random_int4(n, k, 32, False)
+        packed = ops.pack_a16w4(wq, s, z, 32)
+        run = lambda x: ops.linear_a16w4(x, packed, n, 32)  # noqa: E731
+    else:
+        wq, s = random_int8(n, k)
+        packed = getattr(ops, f"pack_{mode}")(wq, s)
+        run = lambda x: getattr(ops, f"linear_{mode}")(x, packed, n)  # noqa: E731
+    x = torch.randn(2, 3, 5, k, dtype=torch.bfloat16)
+    out = run(x)
+    assert out.shape == (2, 3, 5, n)
+    torch.testing.assert_close(out, run(x.reshape(30, k)).reshape(2, 3, 5, n), rtol=0, atol=0)
+    assert run(torch.randn(0, 7, k, dtype=torch.bfloat16)).shape == (0, 7, n)
+    assert run(torch.randn(k)).shape == (n,)
+
+
+@needs_sycl
+@pytest.mark.parametrize("mode", ["a16w8", "a16w4", "da8w8"])
+def test_quant_linear_follows_the_switch(mode):
+    """QuantLinear repacks when the route changes, and the SYCL and native kernels agree to the tolerance."""
+    torch.manual_seed(1)
+    lin = nn.Linear(96, 40).to(torch.bfloat16)
+    layer = lowbit.QuantLinear.from_linear(lin, mode=mode, group_size=32)
+    x = torch.randn(5, 96, dtype=torch.bfloat16)
+    native = layer(x)
+    assert layer.packed_weight.dim() == 2
+    with lowbit.sycl.route_cpu():
+        routed_out = layer(x)
+        assert layer.packed_weight.shape == lowbit.sycl.packed_shape(mode, 40, 96, layer.group_size)
+        fresh = lowbit.QuantLinear(96, 40, mode=mode, group_size=32, dtype=torch.bfloat16)
+        fresh.load_state_dict(layer.state_dict())  # the canonical format, repacked for SYCL on load
+        torch.testing.assert_close(fresh(x), routed_out, rtol=0, atol=0)
+    assert layer(x).equal(native) and layer.packed_weight.dim() == 2
+    torch.testing.assert_close(routed_out.float(), native.float(), rtol=2 ** -7, atol=2e-2)
+
+
+@needs_sycl
+def test_layout_mismatch_is_a_clear_error():
+    q, s = random_int8(N, 64)
+    cpu_packed = ops.pack_a16w8(q, s)
+    x = torch.randn(2, 64)
+    with lowbit.sycl.route_cpu():
+        sycl_packed = ops.pack_a16w8(q, s)
+        with pytest.raises(ValueError, match="packed for another shape"):
+            ops.linear_a16w8(x, cpu_packed, N)
+        with pytest.raises(RuntimeError, match=r"not in the SYCL layout"):
+            torch.ops.lowbit_sycl.linear_a16w8(x, cpu_packed, N, None)
+        with pytest.raises(RuntimeError, match="does not match the in_features"):
+            torch.ops.lowbit_sycl.linear_a16w8(torch.randn(2, 68), sycl_packed, N, None)
+        with pytest.raises(RuntimeError, match="zeros must be in 0..15"):
+            wq, s4, z = random_int4(N, 64, 32, False)
+            torch.ops.lowbit_sycl.pack_a16w4(wq, s4, z + 16, 32)
+    with pytest.raises(ValueError, match="packed for another shape"):
+        ops.linear_a16w8(x, sycl_packed, N)
+
+
+@needs_sycl
+def test_fake_kernels_match_the_sycl_ops(routed):
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    wq, s, z = random_int4(N, 64, 32, False)
+    real = torch.ops.lowbit_sycl.pack_a16w4(wq, s, z, 32)
+    with FakeTensorMode() as mode:
+        fake = torch.ops.lowbit_sycl.pack_a16w4(mode.from_tensor(wq), mode.from_tensor(s), mode.from_tensor(z), 32)
+        y = torch.ops.lowbit_sycl.linear_a16w4(mode.from_tensor(torch.randn(3, 64)), fake, N, 32, None)
+    assert fake.shape == real.shape and y.shape == (3, N)
+
+
+@needs_sycl
+def test_build_failure_is_a_python_error_with_the_compiler_log(tmp_path):
+    """A kernel source that does not compile (here: a header forced in by an extra build option) reaches Python
+    as a RuntimeError naming the source and carrying the compiler's diagnostics."""
+    broken = tmp_path / "broken.h"
+    broken.write_text("#error deliberately broken for lowbit's test\n")
+    code = ("import torch, lowbit; from lowbit import ops\n"
+            "q = torch.zeros(4, 8, dtype=torch.int8); s = torch.ones(4)\n"
+            "with lowbit.sycl.route_cpu():\n"
+            "    try:\n"
+            "        ops.pack_a16w8(q, s)\n"
+            "    except RuntimeError as e:\n"
+            "        print(e)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "LOWBIT_SYCL_BUILD_OPTIONS": f"-include {broken}"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "building the SYCL kernels of pack.sycl" in r.stdout, r.stdout[-2000:]
+    assert "error: deliberately broken for lowbit's test" in r.stdout, r.stdout[-2000:]
+
+
+def test_without_a_sycl_runtime_import_is_silent_and_cpu_works():
+    """A CPU-only install: no SYCL runtime can be loaded (simulated by failing every libsycl load)."""
+    code = ("import ctypes, warnings\n"
+            "real = ctypes.CDLL\n"
+            "def fake(name, *a, **k):\n"
+            "    if 'libsycl' in str(name): raise OSError('libsycl.so.8: cannot open shared object file')\n"
+            "    return real(name, *a, **k)\n"
+            "ctypes.CDLL = fake\n"
+            "warnings.simplefilter('error')\n"
+            "import torch, lowbit\n"
+            "assert not lowbit.sycl.available() and 'pip install lowbit[sycl]' in lowbit.sycl.unavailable_reason()\n"
+            "q = torch.zeros(4, 8, dtype=torch.int8)\n"
+            "print(lowbit.ops.linear_a16w8(torch.ones(1, 8), lowbit.ops.pack_a16w8(q, torch.ones(4)), 4).sum().item())\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "0.0" and r.stderr == "", r.stderr[-2000:]
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "LOWBIT_SYCL_ON_CPU": "1"})
+    assert r.returncode != 0 and "LOWBIT_SYCL_ON_CPU=1 but the SYCL backend is unavailable" in r.stderr
+
+
+@needs_sycl
+def test_opencl_loader_is_pointed_at_the_installed_runtime():
+    """No environment variable set by hand: lowbit sets OCL_ICD_FILENAMES (when unset) to the wheel's runtime."""
+    env = {k: v for k, v in os.environ.items() if k != "OCL_ICD_FILENAMES"}
+    code = "import os, lowbit; print(lowbit.sycl.cpu_device()); print(os.environ['OCL_ICD_FILENAMES'])"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    name, icd = r.stdout.split("\n")[:2]
+    assert name and icd == str(Path(sys.prefix) / "lib" / "libintelocl.so")
+
+
+@needs_sycl
+def test_sycl_library_uses_only_the_stable_abi():
+    out = subprocess.run(["nm", "-D", "--undefined-only", "-C", str(lowbit.sycl.LIBRARY)], check=True,
+                         capture_output=True, text=True).stdout
+    symbols = [line.split()[-1] for line in out.splitlines() if line.strip()]
+    unstable = [s for s in symbols if re.match(r"(at|c10|torch)::", s)]
+    assert not unstable, f"unstable torch symbols: {unstable[:10]}"
+    assert not [s for s in symbols if s.startswith("Py") or s.startswith("_Py")]
+
+
+@needs_sycl
+def test_op_suite_through_the_sycl_path():
+    """tests/test_linear.py, the native op suite, run again with every op routed to the SYCL kernels."""
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "tests/test_linear.py"],
+                       cwd=ROOT, capture_output=True, text=True, env={**os.environ, "LOWBIT_SYCL_ON_CPU": "1"})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert " passed" in r.stdout
