@@ -40,15 +40,19 @@ class CMakeBuild(build_ext):
         ]
         subprocess.check_call(cmake_args)
         subprocess.check_call(["cmake", "--build", str(build_dir), "--parallel", str(os.cpu_count() or 2)])
-        dest = Path(self.get_ext_fullpath(ext.name)).parent
-        dest.mkdir(parents=True, exist_ok=True)
-        for name in LIBRARIES:
-            shutil.copy2(out_dir / name, dest / name)
-        for name in OPTIONAL_LIBRARIES:
-            if (out_dir / name).exists():
+        dests = [Path(self.get_ext_fullpath(ext.name)).parent]
+        if self.inplace or getattr(self, "editable_mode", False):
+            # an editable install copies back only the extension's own file: put the others in place here
+            dests.append(ROOT / "python" / "lowbit")
+        for dest in dests:
+            dest.mkdir(parents=True, exist_ok=True)
+            for name in LIBRARIES:
                 shutil.copy2(out_dir / name, dest / name)
-            elif (dest / name).exists():
-                (dest / name).unlink()
+            for name in OPTIONAL_LIBRARIES:
+                if (out_dir / name).exists():
+                    shutil.copy2(out_dir / name, dest / name)
+                elif (dest / name).exists():
+                    (dest / name).unlink()
 
     def get_ext_filename(self, ext_name):
         # a plain library name, not lowbit/_C.cpython-311-x86_64-linux-gnu.so: nothing here is a Python module
