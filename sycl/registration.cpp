@@ -7,8 +7,9 @@
 //                      waited for before returning. This is how the SYCL kernels are tested on a machine with
 //                      no Intel GPU; the Python wrappers route CPU tensors here when the switch in
 //                      lowbit.sycl is on.
-// Packed weights use the lanes-along-N layouts of kernels/pack.sycl, not the CPU panels: uint8 [rows, N, 4]
-// (rows of N 32-bit words; see rows_*() below), so a CPU-panel tensor (2-D) is never mistaken for one.
+// Packed weights use the lanes-along-N layouts of kernels/pack.sycl, not the CPU panels: uint8
+// [panels, rows, 64, 4] (panels of 64 columns, each rows x 64 32-bit words; see rows_*() below), so a CPU-panel
+// tensor (2-D) is never mistaken for one.
 #include <torch/csrc/stable/accelerator.h>
 #include <torch/csrc/stable/library.h>
 #include <torch/csrc/stable/ops.h>
@@ -32,8 +33,9 @@ namespace lx = lowbit::xpu;
 
 // int8 x int8 products summed in int32: 127 * 127 * K must stay below 2^31 (as on the CPU).
 constexpr int64_t kMaxK8 = (int64_t(1) << 31) / (127 * 127);
-constexpr size_t kRowsLocal = 64;   // work-group of the rows (decode) and pack kernels: 64 columns
-constexpr int kTileM = 32, kTileN = 32, kTileThreads = 256;  // must match kernels/common.h
+constexpr int64_t kPanel = 64;      // columns per packed panel (kernels/common.h)
+constexpr size_t kRowsLocal = kPanel;  // work-group of the rows (decode) path: one panel
+constexpr int kTileM = 32, kTileN = 32, kRowsPerItem = 4;  // must match kernels/common.h
 constexpr size_t kQuantizeLocal = 64;
 
 // ---------------------------------------------------------------- layouts (kernels/pack.sycl)
@@ -95,11 +97,17 @@ class Launcher {
     if (cpu_) q_.wait();
   }
 
+  // 1-D: `global` work-items rounded up to a multiple of `local` (the kernels bound-check).
   template <class... Args>
   void operator()(const char* source, const std::string& kernel, size_t global, size_t local, const Args&... args) {
-    const sycl::kernel k = lx::get_kernel(q_, source, kernel.c_str());
     const size_t rounded = (global + local - 1) / local * local;
-    if (rounded > 0) lx::launch(q_, k, rounded, local, args...);
+    if (rounded > 0) (*this)(source, kernel, sycl::nd_range<1>(rounded, local), args...);
+  }
+
+  template <int Dims, class... Args>
+  void operator()(const char* source, const std::string& kernel, const sycl::nd_range<Dims>& range,
+                  const Args&... args) {
+    lx::launch(q_, lx::get_kernel(q_, source, kernel.c_str()), range, args...);
   }
 
   void finish() {
@@ -130,9 +138,11 @@ int64_t tiled_min_m() {
 
 // ---------------------------------------------------------------- packing
 
+int64_t num_panels(int64_t N) { return (N + kPanel - 1) / kPanel; }
+
 Tensor new_packed(const Tensor& like, int64_t rows, int64_t N) {
-  check_int_range(rows * N, "packed words");
-  return torch::stable::new_empty(like, {rows, N, 4}, ScalarType::Byte);
+  check_int_range(num_panels(N) * rows * kPanel, "packed words");
+  return torch::stable::new_empty(like, {num_panels(N), rows, kPanel, 4}, ScalarType::Byte);
 }
 
 void check_int8_weight(const Tensor& weight, const Tensor& scales) {
@@ -151,7 +161,7 @@ Tensor pack_int8(const Tensor& weight, const Tensor& scales) {
   const int64_t N = weight.size(0), K = weight.size(1);
   Tensor out = new_packed(weight, rows_int8(K), N);
   Launcher run(weight);
-  run("pack.sycl", "pack_int8", size_t(rows_int8(K) * N), kRowsLocal, weight.const_data_ptr<int8_t>(),
+  run("pack.sycl", "pack_int8", size_t(out.numel() / 4), kRowsLocal, weight.const_data_ptr<int8_t>(),
       scales.const_data_ptr<float>(), static_cast<uint32_t*>(out.mutable_data_ptr()), int(N), int(K));
   run.finish();
   return out;
@@ -209,7 +219,7 @@ Tensor pack_a16w4(Tensor weight, Tensor scales, std::optional<Tensor> zeros, int
   const int64_t rows = rows_int4(K, group_size);
   Tensor out = new_packed(weight, rows, N);
   Launcher run(weight);
-  run("pack.sycl", "pack_int4", size_t(rows * N), kRowsLocal, weight.const_data_ptr<uint8_t>(),
+  run("pack.sycl", "pack_int4", size_t(out.numel() / 4), kRowsLocal, weight.const_data_ptr<uint8_t>(),
       scales.const_data_ptr<float>(), z, static_cast<uint32_t*>(out.mutable_data_ptr()), int(N), int(K),
       int(group_size));
   run.finish();
@@ -235,13 +245,14 @@ Prepared prepare(const Tensor& x, const Tensor& packed, int64_t N, const std::op
   STD_TORCH_CHECK(x.dim() >= 1, "lowbit: x must have at least one dimension [..., K]");
   STD_TORCH_CHECK(N > 0, "lowbit: out_features must be positive, got ", N);
   const int64_t K = x.size(x.dim() - 1);
-  STD_TORCH_CHECK(packed.dim() == 3 && packed.size(2) == 4,
-                  "lowbit: packed_weight is not in the SYCL layout [rows, N, 4] (a CPU-panel packing? pack the "
-                  "weight on the device it runs on)");
-  STD_TORCH_CHECK(packed.size(1) == N, "lowbit: packed_weight holds ", packed.size(1),
-                  " output features, not out_features = ", N);
-  STD_TORCH_CHECK(packed.size(0) == rows, "lowbit: x.size(-1) = ", K,
-                  " does not match the in_features packed_weight was packed for (", mode, ")");
+  STD_TORCH_CHECK(packed.dim() == 4 && packed.size(2) == kPanel && packed.size(3) == 4,
+                  "lowbit: packed_weight is not in the SYCL layout [panels, rows, 64, 4] (a CPU-panel packing? "
+                  "pack the weight on the device it runs on)");
+  STD_TORCH_CHECK(packed.size(0) == num_panels(N), "lowbit: packed_weight has ", packed.size(0),
+                  " panels of 64 columns, out_features = ", N, " needs ", num_panels(N));
+  STD_TORCH_CHECK(packed.size(1) == rows, "lowbit: x.size(-1) = ", K,
+                  " does not match the in_features packed_weight was packed for (", mode, ": ", rows,
+                  " rows per panel expected, got ", packed.size(1), ")");
   Prepared p{0, N, K, Tensor(), std::nullopt, nullptr};
   if (bias) {
     check_device(*bias, "bias");
@@ -264,26 +275,25 @@ Prepared prepare(const Tensor& x, const Tensor& packed, int64_t N, const std::op
   return p;
 }
 
-// Launch geometry shared by the three modes.
+// Launch geometry shared by the three modes: dimension 1 = columns, dimension 0 = rows (kernels/common.h).
 struct Geometry {
   std::string kernel;  // e.g. "a16w4_rows4_BF16"
-  size_t global, local;
-  int last_arg;        // ncols (rows path) or tiles_n (tiled path)
+  sycl::nd_range<2> range;
 };
 
 Geometry geometry(const char* mode, const Tensor& x, int64_t M, int64_t N) {
   const std::string dt = dtype_suffix(x);
   if (M >= tiled_min_m()) {
-    const int64_t tiles_n = (N + kTileN - 1) / kTileN, tiles_m = (M + kTileM - 1) / kTileM;
-    check_int_range(tiles_m * tiles_n * kTileThreads, "work-items");
-    return {std::string(mode) + "_tiled_" + dt, size_t(tiles_m * tiles_n * kTileThreads), size_t(kTileThreads),
-            int(tiles_n)};
+    const size_t tiles_n = (N + kTileN - 1) / kTileN, tiles_m = (M + kTileM - 1) / kTileM;
+    constexpr size_t row_items = kTileM / kRowsPerItem;
+    return {std::string(mode) + "_tiled_" + dt,
+            sycl::nd_range<2>({tiles_m * row_items, tiles_n * kTileN}, {row_items, size_t(kTileN)})};
   }
   // M = 1 (decode) gets its own kernel; any other M takes 4 rows per work-item, reading each weight once per 4.
   const int mb = M == 1 ? 1 : 4;
-  const int64_t ncols = (N + kRowsLocal - 1) / kRowsLocal * kRowsLocal;
-  return {std::string(mode) + "_rows" + std::to_string(mb) + "_" + dt, size_t((M + mb - 1) / mb * ncols), kRowsLocal,
-          int(ncols)};
+  const size_t ncols = (N + kRowsLocal - 1) / kRowsLocal * kRowsLocal;
+  return {std::string(mode) + "_rows" + std::to_string(mb) + "_" + dt,
+          sycl::nd_range<2>({size_t((M + mb - 1) / mb), ncols}, {1, kRowsLocal})};
 }
 
 Tensor linear_a16w8(Tensor x, Tensor packed, int64_t out_features, std::optional<Tensor> bias) {
@@ -292,9 +302,9 @@ Tensor linear_a16w8(Tensor x, Tensor packed, int64_t out_features, std::optional
   if (p.M == 0) return p.out;
   const Geometry g = geometry("a16w8", x, p.M, p.N);
   Launcher run(x);
-  run("a16w8.sycl", g.kernel, g.global, g.local, x.const_data_ptr(),
+  run("a16w8.sycl", g.kernel, g.range, x.const_data_ptr(),
       static_cast<const uint32_t*>(packed.const_data_ptr()), p.bias, p.out.mutable_data_ptr(), int(p.M), int(p.N),
-      int(K), g.last_arg);
+      int(K));
   run.finish();
   return p.out;
 }
@@ -307,9 +317,9 @@ Tensor linear_a16w4(Tensor x, Tensor packed, int64_t out_features, int64_t group
   if (p.M == 0) return p.out;
   const Geometry g = geometry("a16w4", x, p.M, p.N);
   Launcher run(x);
-  run("a16w4.sycl", g.kernel, g.global, g.local, x.const_data_ptr(),
+  run("a16w4.sycl", g.kernel, g.range, x.const_data_ptr(),
       static_cast<const uint32_t*>(packed.const_data_ptr()), p.bias, p.out.mutable_data_ptr(), int(p.M), int(p.N),
-      int(K), int(group_size), g.last_arg);
+      int(K), int(group_size));
   run.finish();
   return p.out;
 }
@@ -327,9 +337,9 @@ Tensor linear_da8w8(Tensor x, Tensor packed, int64_t out_features, std::optional
   Launcher run(x);
   run("da8w8.sycl", "da8w8_quantize_" + dt, size_t(p.M) * kQuantizeLocal, kQuantizeLocal, x.const_data_ptr(),
       xq.mutable_data_ptr<int8_t>(), xs.mutable_data_ptr<float>(), int(K), int(K4));
-  run("da8w8.sycl", g.kernel, g.global, g.local, xq.const_data_ptr<int8_t>(), xs.const_data_ptr<float>(),
+  run("da8w8.sycl", g.kernel, g.range, xq.const_data_ptr<int8_t>(), xs.const_data_ptr<float>(),
       static_cast<const uint32_t*>(packed.const_data_ptr()), p.bias, p.out.mutable_data_ptr(), int(p.M), int(p.N),
-      int(K4), g.last_arg);
+      int(K4));
   run.finish();
   return p.out;
 }

@@ -25,13 +25,13 @@ sycl::queue& cpu_device_queue();
 // compiler's log. Extra build options: LOWBIT_SYCL_BUILD_OPTIONS (space-separated), read once.
 sycl::kernel get_kernel(const sycl::queue& q, const char* source, const char* name);
 
-// Enqueues kernel k over a 1-D nd_range (global must be a multiple of local). Arguments are passed by value:
-// pointers must be USM allocations or, on a device with system-allocation support, ordinary host memory.
-template <class... Args>
-sycl::event launch(sycl::queue& q, const sycl::kernel& k, size_t global, size_t local, const Args&... args) {
+// Enqueues kernel k over an nd_range. Arguments are passed by value: pointers must be USM allocations or, on a
+// device with system-allocation support, ordinary host memory.
+template <int Dims, class... Args>
+sycl::event launch(sycl::queue& q, const sycl::kernel& k, const sycl::nd_range<Dims>& range, const Args&... args) {
   return q.submit([&](sycl::handler& h) {
     h.set_args(args...);
-    h.parallel_for(sycl::nd_range<1>(global, local), k);
+    h.parallel_for(range, k);
   });
 }
 

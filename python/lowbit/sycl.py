@@ -22,7 +22,7 @@ from typing import Optional, Tuple
 import torch
 
 LIBRARY = Path(__file__).resolve().parent / "liblowbit_sycl.so"
-RUNTIME_WHEELS = "intel-sycl-rt==2025.3.1 intel-cmplr-lib-ur==2025.3.1 intel-opencl-rt==2025.3.1"
+PANEL = 64  # output columns per packed panel (sycl/kernels/common.h)
 
 _loaded = False
 _reason = "not loaded yet"
@@ -141,13 +141,13 @@ def ops_for(device: torch.device):
 # ------------------------------------------------------------------ packed layouts (sycl/kernels/pack.sycl)
 
 def packed_shape(mode: str, out_features: int, in_features: int, group_size: Optional[int] = None
-                 ) -> Tuple[int, int, int]:
-    """uint8 [rows, N, 4]: rows of N 32-bit words (weights four int8 or eight int4 per word, then fp32 scales,
-    then for int4 fp32 zero points)."""
+                 ) -> Tuple[int, int, int, int]:
+    """uint8 [panels, rows, 64, 4]: panels of 64 output columns, each rows x 64 32-bit words (weights: four int8
+    or eight int4 of one column per word; then a row of fp32 scales, or for int4 K/g rows of scales and K/g rows
+    of zero points)."""
     n, k = out_features, in_features
-    if mode == "a16w4":
-        return ((k + 7) // 8 + 2 * (k // group_size), n, 4)
-    return ((k + 3) // 4 + 1, n, 4)
+    rows = (k + 7) // 8 + 2 * (k // group_size) if mode == "a16w4" else (k + 3) // 4 + 1
+    return ((n + PANEL - 1) // PANEL, rows, PANEL, 4)
 
 
 def _register_fakes() -> None:

@@ -11,10 +11,30 @@
 namespace syclexp = sycl::ext::oneapi::experimental;
 
 #define LOWBIT_ND_RANGE_KERNEL extern "C" SYCL_EXT_ONEAPI_FUNCTION_PROPERTY((syclexp::nd_range_kernel<1>)) void
+// 2-D kernels: dimension 1 (the fastest-varying one) is the output column n, so a sub-group's lanes are
+// consecutive columns by construction (the compiler sees get_global_id(1) + lane, not a division or modulo,
+// and emits contiguous vector loads instead of gathers); dimension 0 is the row block.
+#define LOWBIT_ND_RANGE_KERNEL_2D extern "C" SYCL_EXT_ONEAPI_FUNCTION_PROPERTY((syclexp::nd_range_kernel<2>)) void
 
 namespace lowbit {
 
+// Packed weights are panels of kPanel output columns: uint32 words [ceil(N / kPanel)][rows][kPanel] (pack.sycl).
+// A work-group of the rows path is one panel: its lanes read kPanel consecutive words (256 bytes) per row, and
+// the whole panel is one contiguous stream over K (a [rows][N] matrix would make every row a jump of 4N bytes:
+// a new page per row on the CPU device, which measured about 1.7x slower when memory-bound).
+constexpr int kPanel = 64;
+
+// Code-generation rules of the run-time compiler, measured on the CPU device (OpenCL), where work-items are
+// vectorized into SIMD lanes:
+// - private arrays and sycl::vec in the inner loops are not promoted to registers (each lane's array lives in
+//   memory: 2-4x slower), so the kernels keep accumulators in named scalars;
+// - a value that went through sycl::min / sycl::max is no longer known to be uniform across lanes, so an
+//   activation pointer computed with it turns every broadcast load into a gather (2.5x slower): imin below.
+
 inline sycl::nd_item<1> item() { return sycl::ext::oneapi::this_work_item::get_nd_item<1>(); }
+inline sycl::nd_item<2> item2() { return sycl::ext::oneapi::this_work_item::get_nd_item<2>(); }
+
+inline int imin(int a, int b) { return a < b ? a : b; }
 
 // ---- activation dtypes: storage type, widening load, rounding store (round to nearest even)
 struct F32 {
@@ -52,6 +72,11 @@ inline float nibble_minus_zero(uint32_t word, int j, float zb) {
 
 inline float byte_s8(uint32_t word, int j) { return float(int8_t(word >> (8 * j))); }
 
+// acc + q0 x0 + q1 x1 + q2 x2 + q3 x3, as a chain of fmas in k order.
+inline float dot4(float q0, float q1, float q2, float q3, float x0, float x1, float x2, float x3, float acc) {
+  return sycl::fma(q3, x3, sycl::fma(q2, x2, sycl::fma(q1, x1, sycl::fma(q0, x0, acc))));
+}
+
 // Dot product of the four int8 lanes of two words, in int32 (the scalar form of dp4a / VNNI).
 inline int32_t dot4_s8(uint32_t a, uint32_t b) {
   return int32_t(int8_t(a)) * int8_t(b) + int32_t(int8_t(a >> 8)) * int8_t(b >> 8) +
@@ -60,9 +85,16 @@ inline int32_t dot4_s8(uint32_t a, uint32_t b) {
 
 // ---- the tiled (large M) path: one work-group computes a kTileM x kTileN block of y, stepping through K
 // kTileK at a time; each step stages the activation tile and the dequantized weight tile in local memory.
-// Work-item (lane, row group): lanes along N (column lane = local id % kTileN, consecutive lanes read
-// consecutive local words), kRowsPerItem rows each, so a work-group is kTileN * kTileM / kRowsPerItem = 256.
+// A work-group is 2-D: local id 1 = the column lane (consecutive lanes read consecutive local words), local id 0
+// = which kRowsPerItem rows; kTileM / kRowsPerItem x kTileN = 8 x 32 = 256 work-items. Group ids: (row tile,
+// column tile); a 32-column tile lies inside one 64-column panel.
 constexpr int kTileM = 32, kTileN = 32, kTileK = 32, kRowsPerItem = 4;
 constexpr int kTileThreads = kTileN * kTileM / kRowsPerItem;
+static_assert(kPanel % kTileN == 0, "a tile must not straddle two panels");
+
+// Word (r, n) of a packed weight with `rows` rows per panel.
+inline size_t word_index(int rows, int r, int n) {
+  return (size_t(n / kPanel) * rows + r) * kPanel + n % kPanel;
+}
 
 }  // namespace lowbit
