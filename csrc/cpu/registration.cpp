@@ -21,9 +21,6 @@ using torch::headeronly::ScalarType;
 using torch::stable::Tensor;
 namespace lc = lowbit::cpu;
 
-// int8 x int8 products summed in int32: 127 * 127 * K must stay below 2^31.
-constexpr int64_t kMaxK8 = (int64_t(1) << 31) / (127 * 127);
-
 void check_cpu_contiguous(const Tensor& t, const char* name) {
   STD_TORCH_CHECK(t.is_cpu(), "lowbit: ", name, " must be a CPU tensor (this is the CPU implementation)");
   STD_TORCH_CHECK(t.is_contiguous(), "lowbit: ", name, " must be contiguous");
@@ -93,7 +90,7 @@ Tensor pack_a16w8(Tensor weight, Tensor scales) {
 Tensor pack_da8w8(Tensor weight, Tensor scales) {
   check_int8_weight(weight, scales);
   const int64_t N = weight.size(0), K = weight.size(1);
-  STD_TORCH_CHECK(K <= kMaxK8, "lowbit: da8w8 supports K <= ", kMaxK8, " (int32 accumulation), got K = ", K);
+  STD_TORCH_CHECK(K <= lc::kMaxK8, "lowbit: da8w8 supports K <= ", lc::kMaxK8, " (int32 accumulation), got K = ", K);
   Tensor out = new_packed(N, lc::da8w8_panel_bytes(K), weight);
   auto w = weight.const_data_ptr<int8_t>();
   auto s = scales.const_data_ptr<float>();
@@ -157,6 +154,9 @@ Prepared prepare(const Tensor& x, const Tensor& packed, int64_t N, const std::op
   STD_TORCH_CHECK(x.dim() >= 1, "lowbit: x must have at least one dimension [..., K]");
   STD_TORCH_CHECK(N > 0, "lowbit: out_features must be positive, got ", N);
   const int64_t K = x.size(x.dim() - 1);
+  // no packed weight has K = 0 (packing rejects empty weights); without this, a hand-made [P, bytes(0)] tensor
+  // would pass the size check below and the op would return its output unwritten
+  STD_TORCH_CHECK(K > 0, "lowbit: x.size(-1) = K must be positive, got 0");
   STD_TORCH_CHECK(packed.dim() == 2 && packed.size(0) == lc::num_panels(N),
                   "lowbit: packed_weight does not hold out_features = ", N, " (expected ", lc::num_panels(N),
                   " panels of 16 columns, got shape [", packed.dim() > 0 ? packed.size(0) : 0, ", ...])");

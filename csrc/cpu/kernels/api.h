@@ -17,6 +17,9 @@ namespace lowbit::cpu {
 constexpr int64_t kPanel = 16;
 // Rows up to which the decode kernels (gemv_*) run; more rows amortize a dequantized tile instead.
 constexpr int64_t kGemvRows = 4;
+// Largest K of da8w8: K products of an activation in -127..127 and a weight in -128..127 (any int8 is
+// accepted) must sum within int32 in both signs: 127 * 128 * K <= 2^31 - 1.
+constexpr int64_t kMaxK8 = INT32_MAX / (127 * 128);
 
 enum class ActDType : int32_t { f32 = 0, bf16 = 1, f16 = 2 };
 
@@ -32,7 +35,8 @@ inline int64_t a16w4_group_bytes(int64_t group) { return kPanel * 8 + group / 2 
 inline int64_t a16w4_panel_bytes(int64_t K, int64_t group) { return K / group * a16w4_group_bytes(group); }
 inline int64_t round_up4(int64_t K) { return (K + 3) / 4 * 4; }
 inline int64_t da8w8_panel_bytes(int64_t K) { return kPanel * 8 + round_up4(K) * kPanel; }
-inline int64_t num_panels(int64_t N) { return (N + kPanel - 1) / kPanel; }
+// (no N + 15: out_features is a caller's int, and INT64_MAX must not overflow)
+inline int64_t num_panels(int64_t N) { return N / kPanel + (N % kPanel != 0); }
 
 // ---- Micro-kernels of one instruction-set variant ----
 struct KernelTable {
@@ -63,7 +67,7 @@ struct KernelTable {
   // One activation row -> int8 (per-row symmetric, amax / 127, round half to even), zero-padded to K4.
   // A row with a NaN or Inf gets scale NaN, so its outputs are NaN rather than a silent finite value.
   void (*quantize_row_s8)(const float* x, int64_t K, int64_t K4, int8_t* xq, float* scale);
-  // c[i][0:16] = sum_k a[i][k] * w[k][0:16] in int32, for i < m; a has row stride lda (>= K4).
+  // c[i][0:16] = sum_k a[i][k] * w[k][0:16] in int32, for i < m; a has row stride lda (>= K4); K <= kMaxK8.
   void (*gemm_s8_panel)(const int8_t* a, int64_t lda, const int8_t* w, int64_t K4, int32_t* c, int64_t m);
 };
 
