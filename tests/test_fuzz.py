@@ -1,0 +1,114 @@
+"""Property-based fuzzing of every linear op against lowbit.reference (hypothesis).
+
+Hypothesis draws the shape (M, K, N, group size), the mode, dtype, bias and symmetry, and the content: activation
+magnitudes over six decades, all-zero rows, zero-scale columns, int8 weights at -128 and zero points at 0 or 15.
+The error bounds are those of tests/helpers.py. The budget is small by default (a fixed, derandomized run in
+CI); for a longer, random one:
+
+    LOWBIT_FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest tests/test_fuzz.py
+"""
+
+import os
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from helpers import assert_close_a16, assert_close_da8w8, int4_fold_magnitude
+from lowbit import formats, ops, reference
+
+EXAMPLES = int(os.environ.get("LOWBIT_FUZZ_EXAMPLES", "0"))
+FUZZ = settings(max_examples=EXAMPLES or 60, derandomize=not EXAMPLES, deadline=None, print_blob=True,
+                suppress_health_check=[HealthCheck.too_slow])
+
+# Activation magnitudes: fp16 outputs stay in fp16's normal range (above 2^-14, below 65504) for these with
+# the weights below, so the bounds' relative rounding term holds without a subnormal allowance.
+SCALES = [1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0]
+
+
+@st.composite
+def cases(draw):
+    mode = draw(st.sampled_from(["a16w8", "a16w4", "da8w8"]))
+    dtype = draw(st.sampled_from([torch.bfloat16, torch.float16, torch.float32]))
+    m = draw(st.integers(0, 70))
+    n = draw(st.integers(1, 40))
+    if mode == "a16w4":
+        group = draw(st.sampled_from([2, 8, 32, 64, 128]))
+        k = group * draw(st.integers(1, max(1, 600 // group)))
+    else:
+        group = None
+        k = draw(st.integers(1, 600))
+    return dict(mode=mode, dtype=dtype, m=m, n=n, k=k, group=group, bias=draw(st.booleans()),
+                symmetric=draw(st.booleans()), scale=draw(st.sampled_from(SCALES)),
+                zero_rows=draw(st.booleans()), zero_scale_cols=draw(st.booleans()),
+                extreme_weights=draw(st.booleans()), seed=draw(st.integers(0, 2 ** 31 - 1)))
+
+
+@FUZZ
+@given(cases())
+def test_ops_match_reference(c):
+    g = torch.Generator().manual_seed(c["seed"])
+    m, n, k, dtype = c["m"], c["n"], c["k"], c["dtype"]
+    if dtype == torch.float16 and c["scale"] == 100.0:
+        c["scale"] = 10.0  # y = 100 * sum over up to 600 terms of |w| <= 2.5 could pass fp16's 65504
+    x = (torch.randn(m, k, generator=g) * c["scale"]).to(dtype)
+    if c["zero_rows"] and m:
+        x[torch.randint(0, m, (max(1, m // 4),), generator=g)] = 0
+    bias = torch.randn(n, generator=g).to(dtype) if c["bias"] else None
+    zero_cols = torch.randint(0, n, (max(1, n // 5),), generator=g) if c["zero_scale_cols"] else None
+
+    if c["mode"] == "a16w4":
+        group = c["group"]
+        q = torch.randint(0, 16, (n, k), generator=g, dtype=torch.uint8)
+        scales = torch.rand(n, k // group, generator=g) * 0.1 + 0.01
+        zeros = None if c["symmetric"] else torch.randint(0, 16, (n, k // group), generator=g, dtype=torch.uint8)
+        if c["extreme_weights"] and zeros is not None:
+            zeros[:, ::2] = 0
+            zeros[:, 1::2] = 15
+        if zero_cols is not None:
+            scales[zero_cols] = 0
+        packed_q = formats.pack_int4(q)
+        out = ops.linear_a16w4(x, ops.pack_a16w4(packed_q, scales, zeros, group), n, group, bias)
+        ref = reference.linear_a16w4(x, packed_q, scales, zeros, group, bias, dtype=torch.float64)
+        assert out.shape == (m, n) and out.dtype == dtype
+        assert_close_a16(out, ref, x, int4_fold_magnitude(packed_q, scales, zeros, group), bias)
+        return
+
+    q = torch.randint(-128, 128, (n, k), generator=g, dtype=torch.int8)
+    if c["extreme_weights"]:
+        q[:, ::3] = -128
+    scales = torch.rand(n, generator=g) * 0.02 + 0.001
+    if zero_cols is not None:
+        scales[zero_cols] = 0
+    if c["mode"] == "a16w8":
+        out = ops.linear_a16w8(x, ops.pack_a16w8(q, scales), n, bias)
+        ref = reference.linear_a16w8(x, q, scales, bias, dtype=torch.float64)
+        assert out.shape == (m, n) and out.dtype == dtype
+        assert_close_a16(out, ref, x, reference.dequantize_int8(q, scales), bias)
+    else:
+        out = ops.linear_da8w8(x, ops.pack_da8w8(q, scales), n, bias)
+        ref = reference.linear_da8w8(x, q, scales, bias, dtype=torch.float64)
+        xq, xs = reference.quantize_activation_per_token(x)
+        magnitude = (xq.double().abs() @ q.double().abs().T) * xs.double()[:, None] * scales.double()
+        if bias is not None:
+            magnitude = magnitude + bias.double().abs()
+        assert out.shape == (m, n) and out.dtype == dtype
+        assert_close_da8w8(out, ref, bias, magnitude)
+
+
+@FUZZ
+@given(st.integers(1, 300), st.integers(0, 2 ** 31 - 1), st.sampled_from([torch.bfloat16, torch.float16,
+                                                                             torch.float32]))
+def test_da8w8_activation_quantization_is_bit_exact(k, seed, dtype):
+    """One-hot int8 weights with scale 1 make output n equal x_q[:, n] * x_scale: compared exactly with
+    reference.quantize_activation_per_token (rounding ties, clamping, zero rows)."""
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(5, k, generator=g) * 10).to(dtype)
+    x[1] = 0
+    x[2] = (torch.round(x[2].float() * 2) / 2).clamp(-100, 100).to(dtype)  # exact halves...
+    x[2, 0] = 127  # ...and amax 127, so x * (127 / amax) = x: every half is a rounding tie
+    out = ops.linear_da8w8(x, ops.pack_da8w8(torch.eye(k, dtype=torch.int8), torch.ones(k)), k)
+    xq, xs = reference.quantize_activation_per_token(x)
+    want = (xq.float() * xs[:, None]).to(dtype)
+    assert torch.equal(out, want), (out - want).abs().max()
