@@ -19,6 +19,8 @@ $(VENV)/.deps: pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	# torch 2.13.0 (CPU build) installs from a local file on these machines
 	$(PIP) install -q torch==2.13.0 "setuptools>=69" wheel cmake ninja pytest hypothesis safetensors numpy
+	# torch-abi-audit (no torch dependency): tests/test_library.py audits the wheel's libraries with it
+	$(PIP) install -q torch-abi-audit
 	$(PIP) install -q $(SYCL_RUNTIME)
 	touch $@
 
