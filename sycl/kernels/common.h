@@ -12,8 +12,8 @@ namespace syclexp = sycl::ext::oneapi::experimental;
 
 #define LOWBIT_ND_RANGE_KERNEL extern "C" SYCL_EXT_ONEAPI_FUNCTION_PROPERTY((syclexp::nd_range_kernel<1>)) void
 // 2-D kernels: dimension 1 (the fastest-varying one) is the output column n, so a sub-group's lanes are
-// consecutive columns by construction (the compiler sees get_global_id(1) + lane, not a division or modulo,
-// and emits contiguous vector loads instead of gathers); dimension 0 is the row block.
+// consecutive columns by construction (the index is get_global_id(1), not a division or modulo of a linear id,
+// so the compiler can see that neighbouring lanes load neighbouring words); dimension 0 is the row block.
 #define LOWBIT_ND_RANGE_KERNEL_2D extern "C" SYCL_EXT_ONEAPI_FUNCTION_PROPERTY((syclexp::nd_range_kernel<2>)) void
 
 namespace lowbit {
@@ -24,12 +24,14 @@ namespace lowbit {
 // a new page per row on the CPU device, which measured about 1.7x slower when memory-bound).
 constexpr int kPanel = 64;
 
-// Code-generation rules of the run-time compiler, measured on the CPU device (OpenCL), where work-items are
-// vectorized into SIMD lanes:
-// - private arrays and sycl::vec in the inner loops are not promoted to registers (each lane's array lives in
-//   memory: 2-4x slower), so the kernels keep accumulators in named scalars;
-// - a value that went through sycl::min / sycl::max is no longer known to be uniform across lanes, so an
-//   activation pointer computed with it turns every broadcast load into a gather (2.5x slower): imin below.
+// Code-generation rules of the run-time compiler, measured on the CPU device (OpenCL CPU runtime, AVX2 here):
+// - private arrays and sycl::vec in the inner loops stay in memory (2-4x slower than named scalars), so the
+//   kernels keep accumulators and dequantized values in named scalars;
+// - an activation pointer computed through sycl::min / sycl::max made the rows kernel 2.3x slower than the
+//   same pointer computed with a plain comparison (imin below);
+// - that runtime vectorizes across work-items only some kernels (here the tiled ones, which use local memory
+//   and barriers); the rows kernels run as one scalar loop per work-item there. On Xe the same sources map
+//   work-items to SIMD lanes as written.
 
 inline sycl::nd_item<1> item() { return sycl::ext::oneapi::this_work_item::get_nd_item<1>(); }
 inline sycl::nd_item<2> item2() { return sycl::ext::oneapi::this_work_item::get_nd_item<2>(); }
