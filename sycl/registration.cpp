@@ -94,7 +94,11 @@ class Launcher {
   Launcher(const Launcher&) = delete;
   Launcher& operator=(const Launcher&) = delete;
   ~Launcher() {
-    if (cpu_) q_.wait();
+    if (!cpu_) return;
+    try {
+      q_.wait();
+    } catch (...) {  // already unwinding from the error that matters; never throw from a destructor
+    }
   }
 
   // 1-D: `global` work-items rounded up to a multiple of `local` (the kernels bound-check).

@@ -273,3 +273,22 @@ def test_op_suite_through_the_sycl_path():
                        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "LOWBIT_SYCL_ON_CPU": "1"})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert " passed" in r.stdout
+
+
+@needs_sycl
+@pytest.mark.parametrize("mode", ["a16w8", "a16w4", "da8w8"])
+def test_opcheck_lowbit_sycl_ops(mode):
+    """Schemas, fake kernels and dispatcher registration of the lowbit_sycl ops agree (torch.library.opcheck)."""
+    k, n = 64, 20
+    x = torch.randn(3, k, dtype=torch.bfloat16)
+    bias = torch.randn(n, dtype=torch.bfloat16)
+    if mode == "a16w4":
+        wq, s, z = random_int4(n, k, 32, False)
+        torch.library.opcheck(torch.ops.lowbit_sycl.pack_a16w4, (wq, s, z, 32))
+        packed = torch.ops.lowbit_sycl.pack_a16w4(wq, s, z, 32)
+        torch.library.opcheck(torch.ops.lowbit_sycl.linear_a16w4, (x, packed, n, 32, bias))
+    else:
+        wq, s = random_int8(n, k)
+        torch.library.opcheck(getattr(torch.ops.lowbit_sycl, f"pack_{mode}"), (wq, s))
+        packed = getattr(torch.ops.lowbit_sycl, f"pack_{mode}")(wq, s)
+        torch.library.opcheck(getattr(torch.ops.lowbit_sycl, f"linear_{mode}"), (x, packed, n, bias))
