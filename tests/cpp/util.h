@@ -112,13 +112,13 @@ inline uint32_t bits(float f) {
 template <typename T>
 struct Guarded {
   static constexpr int64_t kGuard = 64;
-  std::vector<T> data;
-  T canary;
-  Guarded(int64_t n, T fill, T canary_value) : data(size_t(n + kGuard), canary_value), canary(canary_value) {
-    std::fill(data.begin(), data.begin() + n, fill);
-    size = n;
-  }
   int64_t size;
+  T canary;
+  std::vector<T> data;
+  Guarded(int64_t n, T fill, T canary_value)
+      : size(n), canary(canary_value), data(static_cast<size_t>(n + kGuard), canary_value) {
+    std::fill(data.begin(), data.begin() + n, fill);
+  }
   T* get() { return data.data(); }
   bool guard_intact() const {
     for (int64_t i = size; i < size + kGuard; ++i)
