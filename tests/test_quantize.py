@@ -100,3 +100,16 @@ def test_quant_linear_bad_arguments():
         QuantLinear(96, 8, mode="a16w4", group_size=64)
     with pytest.raises(TypeError, match="nn.Linear"):
         QuantLinear.from_linear(nn.Conv1d(3, 3, 1))
+
+
+@pytest.mark.parametrize("cast", [lambda m: m.to(torch.bfloat16), lambda m: m.half(), lambda m: m.float()])
+def test_casting_a_quantized_model_keeps_its_scales_exact(cast):
+    model = lowbit.quantize_(nn.Sequential(nn.Linear(64, 32, bias=False)), "a16w4", group_size=32)
+    scale = model[0].weight_scale.clone()
+    x = torch.randn(3, 64, dtype=torch.bfloat16)
+    with torch.no_grad():
+        before = model(x)
+        cast(model)
+        assert model[0].weight_scale.dtype == torch.float32 and torch.equal(model[0].weight_scale, scale)
+        torch.testing.assert_close(model(x), before, rtol=0, atol=0)
+    assert list(model.state_dict()) == ["0.weight", "0.weight_scale", "0.weight_zero"]

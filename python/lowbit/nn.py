@@ -98,8 +98,16 @@ class QuantLinear(nn.Module):
         self.packed_weight = packed
 
     def _apply(self, fn, *args, **kwargs):
+        # The scales stay float32 whatever dtype the model is cast to (model.to(torch.bfloat16) must not round
+        # them); only their device follows fn. Hidden as None meanwhile, so the buffer keeps its place.
+        scale = self._buffers["weight_scale"]
+        self._buffers["weight_scale"] = None
+        try:
+            super()._apply(fn, *args, **kwargs)
+        finally:
+            moved = fn(scale)
+            self._buffers["weight_scale"] = moved if moved.dtype == torch.float32 else scale.to(moved.device)
         # .to(device) moves packed_weight as bytes; the layout belongs to the kernels of the old device
-        super()._apply(fn, *args, **kwargs)
         if self._packed_for != self._backend():
             self.repack()
         return self
