@@ -24,6 +24,14 @@ LIBRARIES = ["liblowbit_cpu.so"]
 OPTIONAL_LIBRARIES = ["liblowbit_sycl.so"]
 
 
+def _install_library(src: Path, dst: Path) -> None:
+    # copy, then rename over the old file: a process that has the old library mapped keeps its inode intact
+    # (copying in place would rewrite the pages under it and crash it)
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.copy2(src, tmp)
+    os.replace(tmp, dst)
+
+
 class CMakeBuild(build_ext):
     def build_extension(self, ext):
         import torch.utils.cpp_extension as cpp
@@ -47,10 +55,10 @@ class CMakeBuild(build_ext):
         for dest in dests:
             dest.mkdir(parents=True, exist_ok=True)
             for name in LIBRARIES:
-                shutil.copy2(out_dir / name, dest / name)
+                _install_library(out_dir / name, dest / name)
             for name in OPTIONAL_LIBRARIES:
                 if (out_dir / name).exists():
-                    shutil.copy2(out_dir / name, dest / name)
+                    _install_library(out_dir / name, dest / name)
                 elif (dest / name).exists():
                     (dest / name).unlink()
 

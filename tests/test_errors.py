@@ -34,6 +34,7 @@ def x(m=3, k=K, dtype=torch.bfloat16):
     (lambda p: ops.linear_a16w8(x(k=K + 16), p, N), ValueError, "mismatched K"),
     (lambda p: ops.linear_a16w8(x(), p, N + 20), ValueError, "out_features = 44"),
     (lambda p: ops.linear_a16w8(x(), p, 0), ValueError, "out_features must be a positive int"),
+    (lambda p: ops.linear_a16w8(x(), p, True), ValueError, "out_features must be a positive int"),
     (lambda p: ops.linear_a16w8(x(), p, N, torch.randn(N)), TypeError, "bias must be of x's dtype"),
     (lambda p: ops.linear_a16w8(x(), p, N, torch.randn(N + 1, dtype=torch.bfloat16)), ValueError,
      r"bias must have shape \[out_features\]"),

@@ -113,3 +113,18 @@ def test_casting_a_quantized_model_keeps_its_scales_exact(cast):
         assert model[0].weight_scale.dtype == torch.float32 and torch.equal(model[0].weight_scale, scale)
         torch.testing.assert_close(model(x), before, rtol=0, atol=0)
     assert list(model.state_dict()) == ["0.weight", "0.weight_scale", "0.weight_zero"]
+
+
+@pytest.mark.parametrize("quantize", [formats.quantize_int8, lambda w: formats.quantize_int4(w, 32)])
+def test_non_finite_weights_are_refused(quantize):
+    w = torch.randn(4, 64)
+    w[2, 5] = float("nan")
+    with pytest.raises(ValueError, match=r"non-finite value \(first at \[row, col\] = \[2, 5\]\)"):
+        quantize(w)
+
+
+@pytest.mark.parametrize("mode", lowbit.MODES)
+def test_quant_linear_on_meta_runs_shape_only(mode):
+    q = QuantLinear(128, 40, mode=mode, group_size=32, device="meta", dtype=torch.bfloat16)
+    out = q(torch.empty(3, 128, dtype=torch.bfloat16, device="meta"))
+    assert out.shape == (3, 40) and out.device.type == "meta"

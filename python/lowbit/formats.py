@@ -24,6 +24,10 @@ def _check_weight(weight: Tensor) -> None:
                         + (f" of dtype {weight.dtype}" if isinstance(weight, Tensor) else ""))
     if weight.dim() != 2 or weight.numel() == 0:
         raise ValueError(f"weight must be a non-empty 2-D [N, K] tensor, got shape {tuple(weight.shape)}")
+    if not torch.isfinite(weight).all():
+        # a NaN would make its group's scale NaN and be quantized to a finite, wrong value: refuse instead
+        bad = (~torch.isfinite(weight)).nonzero()[0].tolist()
+        raise ValueError(f"weight has a non-finite value (first at [row, col] = {bad}); cannot quantize it")
 
 
 def _safe_scale(scale: Tensor) -> Tensor:

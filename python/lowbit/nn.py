@@ -87,8 +87,6 @@ class QuantLinear(nn.Module):
     def repack(self) -> None:
         """Rebuild the kernel layout from the canonical buffers (after any change to them)."""
         self._packed_for = self._backend()
-        if self.weight.device.type == "meta":
-            return
         if self.mode == "a16w8":
             packed = ops.pack_a16w8(self.weight, self.weight_scale)
         elif self.mode == "da8w8":

@@ -63,7 +63,7 @@ def _check_linear(x, packed_weight, out_features, bias, panel_bytes_of_k, mode, 
     _tensor(packed_weight, "packed_weight", (torch.uint8,), "uint8 (from lowbit.ops.pack_*)")
     if bias is not None:
         _tensor(bias, "bias", (x.dtype,), f"of x's dtype {x.dtype}")
-    if not isinstance(out_features, int) or out_features <= 0:
+    if not isinstance(out_features, int) or isinstance(out_features, bool) or out_features <= 0:
         raise ValueError(f"out_features must be a positive int, got {out_features!r}")
     if x.dim() < 1:
         raise ValueError("x must have at least one dimension [..., K]")
