@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "canonical_checks.h"
 #include "runtime.h"
 
 namespace {
@@ -30,9 +31,11 @@ namespace {
 using torch::headeronly::ScalarType;
 using torch::stable::Tensor;
 namespace lx = lowbit::xpu;
+using lowbit::checks::check_da8w8_k;
+using lowbit::checks::check_dtype;
+using lowbit::checks::check_group;
+using lowbit::checks::check_int4_weight;
 
-// int8 x int8 products summed in int32: 127 * 127 * K must stay below 2^31 (as on the CPU).
-constexpr int64_t kMaxK8 = (int64_t(1) << 31) / (127 * 127);
 constexpr int64_t kPanel = 64;      // columns per packed panel (kernels/common.h)
 constexpr size_t kRowsLocal = kPanel;  // work-group of the rows (decode) path: one panel
 constexpr int kTileM = 32, kTileN = 32, kRowsPerItem = 4;  // must match kernels/common.h
@@ -52,11 +55,6 @@ void check_device(const Tensor& t, const char* name) {
 
 void check_same_device(const Tensor& a, const Tensor& b, const char* name_a, const char* name_b) {
   STD_TORCH_CHECK(a.device() == b.device(), "lowbit: ", name_a, " and ", name_b, " must be on one device");
-}
-
-void check_dtype(const Tensor& t, ScalarType want, const char* name, const char* what) {
-  STD_TORCH_CHECK(t.scalar_type() == want, "lowbit: ", name, " must be ", what, ", got dtype ",
-                  torch::headeronly::toString(t.scalar_type()));
 }
 
 // Kernels index with int and size_t: every extent must fit an int.
@@ -158,12 +156,7 @@ void check_int8_weight(const Tensor& weight, const Tensor& scales) {
   check_device(weight, "weight");
   check_device(scales, "scales");
   check_same_device(weight, scales, "weight", "scales");
-  check_dtype(weight, ScalarType::Char, "weight", "int8 [N, K]");
-  check_dtype(scales, ScalarType::Float, "scales", "float32 [N]");
-  STD_TORCH_CHECK(weight.dim() == 2 && weight.size(0) > 0 && weight.size(1) > 0,
-                  "lowbit: weight must be a non-empty 2-D [N, K] tensor");
-  STD_TORCH_CHECK(scales.dim() == 1 && scales.size(0) == weight.size(0), "lowbit: scales must have shape [N] = [",
-                  weight.size(0), "]");
+  lowbit::checks::check_int8_weight(weight, scales);
 }
 
 Tensor pack_int8(const Tensor& weight, const Tensor& scales) {
@@ -183,15 +176,8 @@ Tensor pack_a16w8(Tensor weight, Tensor scales) {
 
 Tensor pack_da8w8(Tensor weight, Tensor scales) {
   check_int8_weight(weight, scales);
-  STD_TORCH_CHECK(weight.size(1) <= kMaxK8, "lowbit: da8w8 supports K <= ", kMaxK8, " (int32 accumulation), got K = ",
-                  weight.size(1));
+  check_da8w8_k(weight.size(1));
   return pack_int8(weight, scales);
-}
-
-void check_group(int64_t K, int64_t group_size) {
-  STD_TORCH_CHECK(group_size > 0 && group_size % 2 == 0, "lowbit: group_size must be a positive even number, got ",
-                  group_size);
-  STD_TORCH_CHECK(K % group_size == 0, "lowbit: K = ", K, " is not divisible by group_size = ", group_size);
 }
 
 // The largest zero point, read back to the host (one small reduction; packing happens once per weight).
@@ -205,22 +191,13 @@ Tensor pack_a16w4(Tensor weight, Tensor scales, std::optional<Tensor> zeros, int
   check_device(weight, "weight");
   check_device(scales, "scales");
   check_same_device(weight, scales, "weight", "scales");
-  check_dtype(weight, ScalarType::Byte, "weight", "uint8 [N, K/2] (two int4 per byte)");
-  check_dtype(scales, ScalarType::Float, "scales", "float32 [N, K/group_size]");
-  STD_TORCH_CHECK(weight.dim() == 2 && weight.size(0) > 0 && weight.size(1) > 0,
-                  "lowbit: weight must be a non-empty 2-D [N, K/2] tensor");
-  const int64_t N = weight.size(0), K = weight.size(1) * 2;
-  check_group(K, group_size);
-  const int64_t groups = K / group_size;
-  STD_TORCH_CHECK(scales.dim() == 2 && scales.size(0) == N && scales.size(1) == groups,
-                  "lowbit: scales must have shape [N, K/group_size] = [", N, ", ", groups, "]");
-  const uint8_t* z = nullptr;
   if (zeros) {
     check_device(*zeros, "zeros");
     check_same_device(weight, *zeros, "weight", "zeros");
-    check_dtype(*zeros, ScalarType::Byte, "zeros", "uint8 [N, K/group_size] in 0..15");
-    STD_TORCH_CHECK(zeros->dim() == 2 && zeros->size(0) == N && zeros->size(1) == groups,
-                    "lowbit: zeros must have shape [N, K/group_size] = [", N, ", ", groups, "]");
+  }
+  const auto [N, K, groups] = check_int4_weight(weight, scales, zeros, group_size);
+  const uint8_t* z = nullptr;
+  if (zeros) {
     const int64_t zmax = max_zero(*zeros);
     STD_TORCH_CHECK(zmax <= 15, "lowbit: zeros must be in 0..15, found ", zmax);
     z = zeros->const_data_ptr<uint8_t>();
@@ -335,7 +312,7 @@ Tensor linear_a16w4(Tensor x, Tensor packed, int64_t out_features, int64_t group
 
 Tensor linear_da8w8(Tensor x, Tensor packed, int64_t out_features, std::optional<Tensor> bias) {
   const int64_t K = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
-  STD_TORCH_CHECK(K <= kMaxK8, "lowbit: da8w8 supports K <= ", kMaxK8, " (int32 accumulation), got K = ", K);
+  check_da8w8_k(K);
   Prepared p = prepare(x, packed, out_features, bias, rows_int8(K), "da8w8");
   if (p.M == 0) return p.out;
   const int64_t K4 = (K + 3) / 4 * 4;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "canonical_checks.h"
 #include "cpu/kernels/isa.h"
 #include "cpu/kernels/linear.h"
 #include "cpu/kernels/pack.h"
@@ -20,15 +21,16 @@ namespace {
 using torch::headeronly::ScalarType;
 using torch::stable::Tensor;
 namespace lc = lowbit::cpu;
+using lowbit::checks::check_da8w8_k;
+using lowbit::checks::check_dtype;
+using lowbit::checks::check_group;
+using lowbit::checks::check_int4_weight;
+
+static_assert(lc::kMaxK8 == lowbit::checks::kMaxK8, "the kernels and the checks must agree on da8w8's K bound");
 
 void check_cpu_contiguous(const Tensor& t, const char* name) {
   STD_TORCH_CHECK(t.is_cpu(), "lowbit: ", name, " must be a CPU tensor (this is the CPU implementation)");
   STD_TORCH_CHECK(t.is_contiguous(), "lowbit: ", name, " must be contiguous");
-}
-
-void check_dtype(const Tensor& t, ScalarType want, const char* name, const char* what) {
-  STD_TORCH_CHECK(t.scalar_type() == want, "lowbit: ", name, " must be ", what, ", got dtype ",
-                  torch::headeronly::toString(t.scalar_type()));
 }
 
 lc::ActDType act_dtype(const Tensor& x) {
@@ -68,12 +70,7 @@ Tensor new_packed(int64_t N, int64_t panel_bytes, const Tensor& like) {
 void check_int8_weight(const Tensor& weight, const Tensor& scales) {
   check_cpu_contiguous(weight, "weight");
   check_cpu_contiguous(scales, "scales");
-  check_dtype(weight, ScalarType::Char, "weight", "int8 [N, K]");
-  check_dtype(scales, ScalarType::Float, "scales", "float32 [N]");
-  STD_TORCH_CHECK(weight.dim() == 2 && weight.size(0) > 0 && weight.size(1) > 0,
-                  "lowbit: weight must be a non-empty 2-D [N, K] tensor");
-  STD_TORCH_CHECK(scales.dim() == 1 && scales.size(0) == weight.size(0), "lowbit: scales must have shape [N] = [",
-                  weight.size(0), "]");
+  lowbit::checks::check_int8_weight(weight, scales);
 }
 
 Tensor pack_a16w8(Tensor weight, Tensor scales) {
@@ -90,7 +87,7 @@ Tensor pack_a16w8(Tensor weight, Tensor scales) {
 Tensor pack_da8w8(Tensor weight, Tensor scales) {
   check_int8_weight(weight, scales);
   const int64_t N = weight.size(0), K = weight.size(1);
-  STD_TORCH_CHECK(K <= lc::kMaxK8, "lowbit: da8w8 supports K <= ", lc::kMaxK8, " (int32 accumulation), got K = ", K);
+  check_da8w8_k(K);
   Tensor out = new_packed(N, lc::da8w8_panel_bytes(K), weight);
   auto w = weight.const_data_ptr<int8_t>();
   auto s = scales.const_data_ptr<float>();
@@ -99,30 +96,13 @@ Tensor pack_da8w8(Tensor weight, Tensor scales) {
   return out;
 }
 
-void check_group(int64_t K, int64_t group_size) {
-  STD_TORCH_CHECK(group_size > 0 && group_size % 2 == 0, "lowbit: group_size must be a positive even number, got ",
-                  group_size);
-  STD_TORCH_CHECK(K % group_size == 0, "lowbit: K = ", K, " is not divisible by group_size = ", group_size);
-}
-
 Tensor pack_a16w4(Tensor weight, Tensor scales, std::optional<Tensor> zeros, int64_t group_size) {
   check_cpu_contiguous(weight, "weight");
   check_cpu_contiguous(scales, "scales");
-  check_dtype(weight, ScalarType::Byte, "weight", "uint8 [N, K/2] (two int4 per byte)");
-  check_dtype(scales, ScalarType::Float, "scales", "float32 [N, K/group_size]");
-  STD_TORCH_CHECK(weight.dim() == 2 && weight.size(0) > 0 && weight.size(1) > 0,
-                  "lowbit: weight must be a non-empty 2-D [N, K/2] tensor");
-  const int64_t N = weight.size(0), K = weight.size(1) * 2;
-  check_group(K, group_size);
-  const int64_t groups = K / group_size;
-  STD_TORCH_CHECK(scales.dim() == 2 && scales.size(0) == N && scales.size(1) == groups,
-                  "lowbit: scales must have shape [N, K/group_size] = [", N, ", ", groups, "]");
+  if (zeros) check_cpu_contiguous(*zeros, "zeros");
+  const auto [N, K, groups] = check_int4_weight(weight, scales, zeros, group_size);
   const uint8_t* z = nullptr;
   if (zeros) {
-    check_cpu_contiguous(*zeros, "zeros");
-    check_dtype(*zeros, ScalarType::Byte, "zeros", "uint8 [N, K/group_size] in 0..15");
-    STD_TORCH_CHECK(zeros->dim() == 2 && zeros->size(0) == N && zeros->size(1) == groups,
-                    "lowbit: zeros must have shape [N, K/group_size] = [", N, ", ", groups, "]");
     z = zeros->const_data_ptr<uint8_t>();
     for (int64_t i = 0; i < N * groups; ++i)
       STD_TORCH_CHECK(z[i] <= 15, "lowbit: zeros must be in 0..15, found ", int(z[i]), " at flat index ", i);

@@ -1,0 +1,73 @@
+// Checks of the canonical weight formats and op arguments that every backend's torch bindings share
+// (csrc/cpu/registration.cpp, sycl/registration.cpp), so a bad argument gets the same message on every device.
+// Device and contiguity checks stay with each backend: what is acceptable there differs.
+#pragma once
+
+#include <torch/csrc/stable/tensor.h>
+#include <torch/headeronly/core/ScalarType.h>
+#include <torch/headeronly/util/Exception.h>
+
+#include <climits>
+#include <cstdint>
+#include <optional>
+
+namespace lowbit::checks {
+
+using torch::headeronly::ScalarType;
+using torch::stable::Tensor;
+
+// Largest K of da8w8: K products of an activation in -127..127 and any int8 weight (-128 included) must sum
+// within int32 in both signs: 127 * 128 * K <= 2^31 - 1.
+constexpr int64_t kMaxK8 = INT32_MAX / (127 * 128);
+
+inline void check_dtype(const Tensor& t, ScalarType want, const char* name, const char* what) {
+  STD_TORCH_CHECK(t.scalar_type() == want, "lowbit: ", name, " must be ", what, ", got dtype ",
+                  torch::headeronly::toString(t.scalar_type()));
+}
+
+inline void check_group(int64_t K, int64_t group_size) {
+  STD_TORCH_CHECK(group_size > 0 && group_size % 2 == 0, "lowbit: group_size must be a positive even number, got ",
+                  group_size);
+  STD_TORCH_CHECK(K % group_size == 0, "lowbit: K = ", K, " is not divisible by group_size = ", group_size);
+}
+
+inline void check_da8w8_k(int64_t K) {
+  STD_TORCH_CHECK(K <= kMaxK8, "lowbit: da8w8 supports K <= ", kMaxK8, " (int32 accumulation), got K = ", K);
+}
+
+// int8 [N, K] weight + float32 [N] scales (a16w8, da8w8).
+inline void check_int8_weight(const Tensor& weight, const Tensor& scales) {
+  check_dtype(weight, ScalarType::Char, "weight", "int8 [N, K]");
+  check_dtype(scales, ScalarType::Float, "scales", "float32 [N]");
+  STD_TORCH_CHECK(weight.dim() == 2 && weight.size(0) > 0 && weight.size(1) > 0,
+                  "lowbit: weight must be a non-empty 2-D [N, K] tensor");
+  STD_TORCH_CHECK(scales.dim() == 1 && scales.size(0) == weight.size(0), "lowbit: scales must have shape [N] = [",
+                  weight.size(0), "]");
+}
+
+struct Int4Shape {
+  int64_t N, K, groups;
+};
+
+// uint8 [N, K/2] weight + float32 [N, K/g] scales + optional uint8 [N, K/g] zeros (a16w4); the range of
+// the zero points is checked by the backend, where the data lives.
+inline Int4Shape check_int4_weight(const Tensor& weight, const Tensor& scales, const std::optional<Tensor>& zeros,
+                                   int64_t group_size) {
+  check_dtype(weight, ScalarType::Byte, "weight", "uint8 [N, K/2] (two int4 per byte)");
+  check_dtype(scales, ScalarType::Float, "scales", "float32 [N, K/group_size]");
+  STD_TORCH_CHECK(weight.dim() == 2 && weight.size(0) > 0 && weight.size(1) > 0,
+                  "lowbit: weight must be a non-empty 2-D [N, K/2] tensor");
+  const int64_t N = weight.size(0), K = weight.size(1) * 2;
+  check_group(K, group_size);
+  const int64_t groups = K / group_size;
+  STD_TORCH_CHECK(scales.dim() == 2 && scales.size(0) == N && scales.size(1) == groups,
+                  "lowbit: scales must have shape [N, K/group_size] = [", N, ", ", groups, "]");
+  if (zeros) {
+    check_dtype(*zeros, ScalarType::Byte, "zeros", "uint8 [N, K/group_size] in 0..15");
+    STD_TORCH_CHECK(zeros->dim() == 2 && zeros->size(0) == N && zeros->size(1) == groups,
+                    "lowbit: zeros must have shape [N, K/group_size] = [", N, ", ", groups, "]");
+  }
+  return {N, K, groups};
+}
+
+}  // namespace lowbit::checks
