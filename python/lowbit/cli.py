@@ -79,7 +79,8 @@ def _save(args, results: List[e2e.Result], machine: dict) -> None:
              f"{'torch.compile' if args.compile else 'eager'}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"machine": machine, "title": title, "command": " ".join(sys.argv),
+        args.json.write_text(json.dumps({"machine": machine, "title": title,
+                                         "command": " ".join(["python -m lowbit"] + sys.argv[1:]),
                                          "results": [r.as_dict() for r in results]}, indent=1))
         print(f"wrote {args.json}")
     if args.chart:
@@ -99,8 +100,8 @@ def cmd_main(args) -> int:
     by_variant.update({label: a for (_, label), a in zip(MODES_AND_LABELS, acc)})
     print()
     print(report.main_table(results, by_variant, args.batches))
-    print(f"\nms/token: median decode step of {args.layers} layers + lm_head, {args.context} positions in the KV cache; "
-          f"MiniLM: mean cosine of {len(accuracy.SENTENCES)} sentence embeddings vs fp32, and the share of "
+    print(f"\nms/token: median decode step of {args.layers} layers + lm_head, {args.context} positions in the KV "
+          f"cache; MiniLM: mean cosine of {len(accuracy.SENTENCES)} sentence embeddings vs fp32, and the share of "
           f"{len(accuracy.QUERIES)} queries retrieving the same top document. a16w4: g={args.group_size}, "
           f"{args.method}. Total {time.perf_counter() - t0:.0f} s. Details: python -m lowbit e2e / accuracy --help")
     _save(args, results, machine)

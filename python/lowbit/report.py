@@ -21,13 +21,16 @@ def machine() -> Dict[str, str]:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    # the load average says how much the (often shared) machine was doing besides: read numbers in its light
     return {"cpu": cpu, "cores": str(os.cpu_count()), "threads": str(torch.get_num_threads()),
-            "lowbit": lowbit.__version__, "kernels": lowbit.cpu_isa(), "torch": torch.__version__}
+            "load": f"{os.getloadavg()[0]:.1f}", "lowbit": lowbit.__version__, "kernels": lowbit.cpu_isa(),
+            "torch": torch.__version__}
 
 
 def machine_line(info: Optional[Dict[str, str]] = None) -> str:
     m = info or machine()
-    return (f"{m['cpu']} ({m['cores']} cores), {m['threads']} threads | lowbit {m['lowbit']} "
+    load = f", load {m['load']} at start" if "load" in m else ""
+    return (f"{m['cpu']} ({m['cores']} cores{load}), {m['threads']} threads | lowbit {m['lowbit']} "
             f"({m['kernels']} kernels) | torch {m['torch']}")
 
 
@@ -75,7 +78,7 @@ def main_table(results: List[Result], accuracy: Dict[str, Accuracy], batches: Se
     header = ["model"]
     for b in batches:
         header += [f"ms/token b={b}", f"tok/s b={b}", f"vs bf16 b={b}"]
-    header += ["weights MiB", "MiniLM cosine", "MiniLM top-1"]
+    header += ["weights MiB (in memory)", "MiniLM cosine", "MiniLM top-1"]
     rows = []
     for v in variants:
         row = [v]
