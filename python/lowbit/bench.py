@@ -1,7 +1,7 @@
 """Kernel benchmark: lowbit's three modes against PyTorch's own CPU ops, timed in one process, interleaved.
 
-    python -m lowbit.bench                    # Llama-3.1-8B shapes, M in 1 8 32 128, bf16, all threads
-    python -m lowbit.bench --m 1 8 --dtypes bf16 fp16 fp32 --threads 1 2 --out benchmarks/results
+    python -m lowbit bench                    # Llama-3.1-8B shapes, M in 1 8 32 128, bf16, all threads
+    python -m lowbit bench --m 1 8 --dtypes bf16 fp16 fp32 --threads 1 2 --out benchmarks/results
 
 Fairness rules (shared/notes/peers.md): every op reads a different copy of its weights on each call, from a
 set larger than 4x the L3 cache, so decode timings measure DRAM like a real model does; ops are interleaved
@@ -197,10 +197,14 @@ def run(args) -> List[dict]:
 def print_table(rows: List[dict]) -> None:
     print(f"{'K x N':>12} {'M':>4} {'dtype':>5} {'mode':>6} {'ms':>9} {'GB/s':>7} {'GOP/s':>7} {'%BW':>5} "
           f"{'peer ms':>9} {'vs peer':>8} {'bf16 ms':>9} {'vs bf16':>8}")
+    def num(v, fmt, suffix=""):  # peers are timed for bf16 only unless asked: print "-" for the rest
+        return "-" if math.isnan(v) else f"{v:{fmt}}{suffix}"
+
     for r in rows:
         print(f"{r['K']:>5} x {r['N']:<5} {r['M']:>4} {r['dtype']:>5} {r['mode']:>6} {r['ms']:9.3f} "
               f"{r['weight_gbs']:7.2f} {r['gops']:7.1f} {100 * r['bandwidth_fraction']:5.0f} "
-              f"{r['peer_ms']:9.3f} {r['vs_peer']:7.2f}x {r['dense_ms']:9.3f} {r['vs_dense_bf16']:7.2f}x")
+              f"{num(r['peer_ms'], '.3f'):>9} {num(r['vs_peer'], '.2f', 'x'):>8} "
+              f"{num(r['dense_ms'], '.3f'):>9} {num(r['vs_dense_bf16'], '.2f', 'x'):>8}")
 
 
 def write_outputs(rows: List[dict], out_dir: Path) -> None:
@@ -243,7 +247,7 @@ def _shape(s: str):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lowbit.bench", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m lowbit bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shapes", type=_shape, nargs="+", default=SHAPES, help="K x N, e.g. 4096x14336")
     p.add_argument("--m", type=int, nargs="+", default=[1, 8, 32, 128], help="rows of x")

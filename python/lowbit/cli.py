@@ -178,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="also write the results to this JSON file")
     p.set_defaults(func=cmd_accuracy)
 
+    # listed here for --help; main() hands its arguments to lowbit.bench, which has its own parser
+    sub.add_parser("bench", help="kernel benchmark: the three modes vs PyTorch's int4/int8/_int_mm ops "
+                                 "and dense bf16, cold weights (see `python -m lowbit bench --help`)")
+
     p = sub.add_parser("chart", help="redraw the latency chart from an `e2e --json` file",
                        description="Redraw the PNG latency chart from the JSON that `e2e --json` wrote.")
     p.add_argument("results", type=Path, help="JSON file written by `python -m lowbit e2e --json`")
@@ -190,6 +194,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(format="%(message)s", level=logging.WARNING)
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "bench":
+        from lowbit import bench
+        return bench.main(argv[1:])
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["main"] + argv  # no command: the main job, with any options given
     args = parser.parse_args(argv)

@@ -45,12 +45,18 @@ def _tensor(t, name: str, dtypes=None, what: str = "") -> Tensor:
 
 
 def _same_device(named: dict) -> None:
-    tensors = {k: v for k, v in named.items() if v is not None}
-    devices = {v.device for v in tensors.values()}
-    if len(devices) > 1:
-        listing = ", ".join(f"{k} on {v.device}" for k, v in tensors.items())
-        raise ValueError(f"all tensors must be on one device, got {listing}")
-    device = next(iter(devices))
+    # on every forward call: a plain loop, and nothing more for the common case (one CPU device)
+    device = None
+    for t in named.values():
+        if t is None:
+            continue
+        if device is None:
+            device = t.device
+        elif t.device != device:
+            listing = ", ".join(f"{k} on {v.device}" for k, v in named.items() if v is not None)
+            raise ValueError(f"all tensors must be on one device, got {listing}")
+    if device.type == "cpu":
+        return
     if device.type not in _SUPPORTED_DEVICES and device.type != "meta":
         raise NotImplementedError(f"lowbit has no kernels for device '{device.type}' (supported: "
                                   f"{', '.join(_SUPPORTED_DEVICES)})")
