@@ -52,3 +52,33 @@ def test_repeated_calls_keep_resident_memory_flat():
         growth = _rss_bytes() - before
     print(f"resident memory growth over {ROUNDS} rounds: {growth / 2 ** 20:.2f} MiB")
     assert growth < ALLOWED_GROWTH, f"resident memory grew by {growth / 2 ** 20:.1f} MiB over {ROUNDS} rounds"
+
+
+def test_sycl_calls_keep_resident_memory_flat():
+    """The SYCL path: its kernel cache holds one entry per (context, device, source, kernel), so cycling
+    through every dtype and both launch paths must stop allocating once each kernel has been built."""
+    if not lowbit.sycl.available():
+        import pytest
+        pytest.skip(f"SYCL path unavailable: {lowbit.sycl.unavailable_reason()} (tests/test_sycl.py guards CI)")
+    torch.manual_seed(7)
+    q8, s8 = formats.quantize_int8(torch.randn(N, K))
+    xs = [torch.randn(m, K, dtype=dt) for m in (1, 33) for dt in (torch.bfloat16, torch.float16, torch.float32)]
+
+    def sycl_round():
+        for x in xs:
+            ops.linear_a16w8(x, ops.pack_a16w8(q8, s8), N)
+            ops.linear_da8w8(x, ops.pack_da8w8(q8, s8), N)
+
+    with lowbit.sycl.route_cpu(), torch.no_grad():
+        for _ in range(10):
+            sycl_round()
+        gc.collect()
+        before = _rss_bytes()
+        for _ in range(150):
+            sycl_round()
+        gc.collect()
+        growth = _rss_bytes() - before
+    print(f"resident memory growth over 150 SYCL rounds: {growth / 2 ** 20:.2f} MiB")
+    # 150 rounds x 12 calls, each packing >= 16 KiB of weights: leaking those alone would
+    # add >= 28 MiB (a kernel-cache entry per call, far more)
+    assert growth < ALLOWED_GROWTH, f"resident memory grew by {growth / 2 ** 20:.1f} MiB over 150 SYCL rounds"
