@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "canonical_checks.h"
+#include "op_schemas.h"
 #include "runtime.h"
 
 namespace {
@@ -330,35 +331,21 @@ Tensor linear_da8w8(Tensor x, Tensor packed, int64_t out_features, std::optional
   return p.out;
 }
 
+void register_kernels(torch::stable::detail::StableLibrary& m) {
+  m.impl("pack_a16w8", TORCH_BOX(&pack_a16w8));
+  m.impl("pack_a16w4", TORCH_BOX(&pack_a16w4));
+  m.impl("pack_da8w8", TORCH_BOX(&pack_da8w8));
+  m.impl("linear_a16w8", TORCH_BOX(&linear_a16w8));
+  m.impl("linear_a16w4", TORCH_BOX(&linear_a16w4));
+  m.impl("linear_da8w8", TORCH_BOX(&linear_da8w8));
+}
+
 }  // namespace
 
-// The same schemas as lowbit:: (csrc/ops.cpp), in a namespace of their own so that CPU tensors can reach the
-// SYCL kernels without displacing the native CPU kernels registered for lowbit::.
-STABLE_TORCH_LIBRARY(lowbit_sycl, m) {
-  m.def("pack_a16w8(Tensor weight, Tensor scales) -> Tensor");
-  m.def("pack_a16w4(Tensor weight, Tensor scales, Tensor? zeros, int group_size) -> Tensor");
-  m.def("pack_da8w8(Tensor weight, Tensor scales) -> Tensor");
-  m.def("linear_a16w8(Tensor x, Tensor packed_weight, int out_features, Tensor? bias=None) -> Tensor");
-  m.def(
-      "linear_a16w4(Tensor x, Tensor packed_weight, int out_features, int group_size, Tensor? bias=None) "
-      "-> Tensor");
-  m.def("linear_da8w8(Tensor x, Tensor packed_weight, int out_features, Tensor? bias=None) -> Tensor");
-}
+// The same schemas as lowbit:: (csrc/op_schemas.h), in a namespace of their own so that CPU tensors can reach
+// the SYCL kernels without displacing the native CPU kernels registered for lowbit::.
+STABLE_TORCH_LIBRARY(lowbit_sycl, m) { lowbit::define_op_schemas(m); }
 
-STABLE_TORCH_LIBRARY_IMPL(lowbit_sycl, CPU, m) {
-  m.impl("pack_a16w8", TORCH_BOX(&pack_a16w8));
-  m.impl("pack_a16w4", TORCH_BOX(&pack_a16w4));
-  m.impl("pack_da8w8", TORCH_BOX(&pack_da8w8));
-  m.impl("linear_a16w8", TORCH_BOX(&linear_a16w8));
-  m.impl("linear_a16w4", TORCH_BOX(&linear_a16w4));
-  m.impl("linear_da8w8", TORCH_BOX(&linear_da8w8));
-}
+STABLE_TORCH_LIBRARY_IMPL(lowbit_sycl, CPU, m) { register_kernels(m); }
 
-STABLE_TORCH_LIBRARY_IMPL(lowbit, XPU, m) {
-  m.impl("pack_a16w8", TORCH_BOX(&pack_a16w8));
-  m.impl("pack_a16w4", TORCH_BOX(&pack_a16w4));
-  m.impl("pack_da8w8", TORCH_BOX(&pack_da8w8));
-  m.impl("linear_a16w8", TORCH_BOX(&linear_a16w8));
-  m.impl("linear_a16w4", TORCH_BOX(&linear_a16w4));
-  m.impl("linear_da8w8", TORCH_BOX(&linear_da8w8));
-}
+STABLE_TORCH_LIBRARY_IMPL(lowbit, XPU, m) { register_kernels(m); }

@@ -136,26 +136,6 @@ def test_da8w8_quantization_is_bit_exact(routed, path):
 
 @needs_sycl
 @pytest.mark.parametrize("mode", ["a16w8", "a16w4", "da8w8"])
-def test_leading_dims_and_1d_input(routed, mode):
-    k, n = 128, 24
-    if mode == "a16w4":
-        wq, s, z = random_int4(n, k, 32, False)
-        packed = ops.pack_a16w4(wq, s, z, 32)
-        run = lambda x: ops.linear_a16w4(x, packed, n, 32)  # noqa: E731
-    else:
-        wq, s = random_int8(n, k)
-        packed = getattr(ops, f"pack_{mode}")(wq, s)
-        run = lambda x: getattr(ops, f"linear_{mode}")(x, packed, n)  # noqa: E731
-    x = torch.randn(2, 3, 5, k, dtype=torch.bfloat16)
-    out = run(x)
-    assert out.shape == (2, 3, 5, n)
-    torch.testing.assert_close(out, run(x.reshape(30, k)).reshape(2, 3, 5, n), rtol=0, atol=0)
-    assert run(torch.randn(0, 7, k, dtype=torch.bfloat16)).shape == (0, 7, n)
-    assert run(torch.randn(k)).shape == (n,)
-
-
-@needs_sycl
-@pytest.mark.parametrize("mode", ["a16w8", "a16w4", "da8w8"])
 def test_quant_linear_follows_the_switch(mode):
     """QuantLinear repacks when the route changes, and the SYCL and native kernels agree to the tolerance."""
     torch.manual_seed(1)
