@@ -127,7 +127,8 @@ sycl::kernel get_kernel(const sycl::queue& q, const char* source, const char* na
 
 // Plain C entry points for Python's ctypes (no Python C-API). Both return a message rather than throwing.
 namespace {
-std::string g_message;
+// per thread: ctypes releases the GIL, and a caller reads the message of its own failed call right after it
+thread_local std::string g_message;
 }
 
 // The SYCL CPU device's name, or "" when there is none (then lowbit_sycl_error() says why).
