@@ -52,6 +52,15 @@ def assert_close_a16(out, ref64, x, w64, bias):
                            f"tol there {tol.flatten()[err.flatten().argmax()].item():.3e}")
 
 
+def da8w8_magnitude(x, q, scales, bias):
+    """|acc| * x_scale * w_scale (+ |bias|): the size of the terms da8w8's fp32 epilogue rounds."""
+    from lowbit import reference
+
+    xq, xs = reference.quantize_activation_per_token(x)
+    magnitude = (xq.double().abs() @ q.double().abs().T) * xs.double()[..., None] * scales.double()
+    return magnitude if bias is None else magnitude + bias.double().abs()
+
+
 def assert_close_da8w8(out, ref64, bias, magnitude64):
     """The int32 accumulator is exact; the epilogue float(acc) * x_scale * w_scale + bias costs at most
     four fp32 roundings (4 * u32 of the terms' magnitude), then one rounding to the output dtype."""

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from helpers import assert_close_a16, assert_close_da8w8, int4_fold_magnitude, random_int4, random_int8
+from helpers import assert_close_a16, assert_close_da8w8, da8w8_magnitude, int4_fold_magnitude, random_int4, random_int8
 from lowbit import ops, reference
 
 DTYPES = [torch.bfloat16, torch.float16, torch.float32]
@@ -58,11 +58,7 @@ def test_da8w8(m, k, dtype):
     out = ops.linear_da8w8(x, packed, N, bias)
     assert out.shape == (m, N) and out.dtype == dtype
     ref = reference.linear_da8w8(x, q, s, bias, dtype=torch.float64)
-    xq, xs = reference.quantize_activation_per_token(x)
-    magnitude = (xq.double().abs() @ q.double().abs().T) * xs.double()[:, None] * s.double()
-    if bias is not None:
-        magnitude = magnitude + bias.double().abs()
-    assert_close_da8w8(out, ref, bias, magnitude)
+    assert_close_da8w8(out, ref, bias, da8w8_magnitude(x, q, s, bias))
 
 
 @pytest.mark.parametrize("mode", ["a16w8", "a16w4", "da8w8"])

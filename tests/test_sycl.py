@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 import lowbit
-from helpers import assert_close_a16, assert_close_da8w8, random_int4, random_int8
+from helpers import assert_close_a16, assert_close_da8w8, da8w8_magnitude, random_int4, random_int8
 from lowbit import ops, reference
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,11 +111,7 @@ def test_da8w8(routed, path, m, k, dtype):
     out = ops.linear_da8w8(x, packed, N, bias)
     assert out.shape == (m, N) and out.dtype == dtype
     ref = reference.linear_da8w8(x, q, s, bias, dtype=torch.float64)
-    xq, xs = reference.quantize_activation_per_token(x)
-    magnitude = (xq.double().abs() @ q.double().abs().T) * xs.double()[:, None] * s.double()
-    if bias is not None:
-        magnitude = magnitude + bias.double().abs()
-    assert_close_da8w8(out, ref, bias, magnitude)
+    assert_close_da8w8(out, ref, bias, da8w8_magnitude(x, q, s, bias))
 
 
 @needs_sycl
