@@ -41,6 +41,7 @@ constexpr int64_t kPanel = 64;      // columns per packed panel (kernels/common.
 constexpr size_t kRowsLocal = kPanel;  // work-group of the rows (decode) path: one panel
 constexpr int kTileM = 32, kTileN = 32, kRowsPerItem = 4;  // must match kernels/common.h
 constexpr size_t kQuantizeLocal = 64;
+constexpr size_t kPrepLocal = 64;  // work-group of the decode prepasses (1-D, bound-checked)
 
 // ---------------------------------------------------------------- layouts (kernels/pack.sycl)
 int64_t rows_int8(int64_t K) { return (K + 3) / 4 + 1; }  // a16w8 and da8w8: weight words + scales
@@ -266,6 +267,7 @@ Prepared prepare(const Tensor& x, const Tensor& packed, int64_t N, const std::op
 struct Geometry {
   std::string kernel;  // e.g. "a16w4_rows4_BF16"
   sycl::nd_range<2> range;
+  bool tiled;          // false: the rows (decode) path, whose kernels read the activations from a prepass
 };
 
 Geometry geometry(const char* mode, const Tensor& x, int64_t M, int64_t N) {
@@ -274,13 +276,13 @@ Geometry geometry(const char* mode, const Tensor& x, int64_t M, int64_t N) {
     const size_t tiles_n = (N + kTileN - 1) / kTileN, tiles_m = (M + kTileM - 1) / kTileM;
     constexpr size_t row_items = kTileM / kRowsPerItem;
     return {std::string(mode) + "_tiled_" + dt,
-            sycl::nd_range<2>({tiles_m * row_items, tiles_n * kTileN}, {row_items, size_t(kTileN)})};
+            sycl::nd_range<2>({tiles_m * row_items, tiles_n * kTileN}, {row_items, size_t(kTileN)}), true};
   }
   // M = 1 (decode) gets its own kernel; any other M takes 4 rows per work-item, reading each weight once per 4.
   const int mb = M == 1 ? 1 : 4;
   const size_t ncols = (N + kRowsLocal - 1) / kRowsLocal * kRowsLocal;
   return {std::string(mode) + "_rows" + std::to_string(mb) + "_" + dt,
-          sycl::nd_range<2>({size_t((M + mb - 1) / mb), ncols}, {1, kRowsLocal})};
+          sycl::nd_range<2>({size_t((M + mb - 1) / mb), ncols}, {1, kRowsLocal}), false};
 }
 
 Tensor linear_a16w8(Tensor x, Tensor packed, int64_t out_features, std::optional<Tensor> bias) {
@@ -288,10 +290,17 @@ Tensor linear_a16w8(Tensor x, Tensor packed, int64_t out_features, std::optional
   Prepared p = prepare(x, packed, out_features, bias, rows_int8(K), "a16w8");
   if (p.M == 0) return p.out;
   const Geometry g = geometry("a16w8", x, p.M, p.N);
+  Tensor xs;  // the rows path's prepass output (fp32 activations), alive until the kernels finish or are enqueued
   Launcher run(x);
-  run("a16w8.sycl", g.kernel, g.range, x.const_data_ptr(),
-      static_cast<const uint32_t*>(packed.const_data_ptr()), p.bias, p.out.mutable_data_ptr(), int(p.M), int(p.N),
-      int(K));
+  const void* xk = x.const_data_ptr();
+  if (!g.tiled) {
+    xs = torch::stable::new_empty(x, {p.M, K}, ScalarType::Float);
+    run("a16w8.sycl", std::string("a16w8_prep_") + dtype_suffix(x), size_t(p.M * K), kPrepLocal, xk,
+        xs.mutable_data_ptr<float>(), int(p.M * K));
+    xk = xs.const_data_ptr();
+  }
+  run("a16w8.sycl", g.kernel, g.range, xk, static_cast<const uint32_t*>(packed.const_data_ptr()), p.bias,
+      p.out.mutable_data_ptr(), int(p.M), int(p.N), int(K));
   run.finish();
   return p.out;
 }
@@ -303,10 +312,23 @@ Tensor linear_a16w4(Tensor x, Tensor packed, int64_t out_features, int64_t group
   Prepared p = prepare(x, packed, out_features, bias, rows_int4(K, group_size), "a16w4");
   if (p.M == 0) return p.out;
   const Geometry g = geometry("a16w4", x, p.M, p.N);
+  Tensor xs, xsum;  // the prepass's outputs: alive until the kernels finish (CPU) or are enqueued (XPU)
   Launcher run(x);
-  run("a16w4.sycl", g.kernel, g.range, x.const_data_ptr(),
-      static_cast<const uint32_t*>(packed.const_data_ptr()), p.bias, p.out.mutable_data_ptr(), int(p.M), int(p.N),
-      int(K), int(group_size));
+  if (g.tiled) {
+    run("a16w4.sycl", g.kernel, g.range, x.const_data_ptr(),
+        static_cast<const uint32_t*>(packed.const_data_ptr()), p.bias, p.out.mutable_data_ptr(), int(p.M),
+        int(p.N), int(K), int(group_size));
+  } else {  // prepass: prescaled fp32 activations and their group sums (kernels/a16w4.sycl)
+    const int64_t groups = K / group_size;
+    xs = torch::stable::new_empty(x, {p.M, K}, ScalarType::Float);
+    xsum = torch::stable::new_empty(x, {p.M, groups}, ScalarType::Float);
+    run("a16w4.sycl", std::string("a16w4_prep_") + dtype_suffix(x), size_t(p.M * groups), kPrepLocal,
+        x.const_data_ptr(), xs.mutable_data_ptr<float>(), xsum.mutable_data_ptr<float>(), int(p.M), int(K),
+        int(group_size));
+    run("a16w4.sycl", g.kernel, g.range, xs.const_data_ptr<float>(), xsum.const_data_ptr<float>(),
+        static_cast<const uint32_t*>(packed.const_data_ptr()), p.bias, p.out.mutable_data_ptr(), int(p.M),
+        int(p.N), int(K), int(group_size));
+  }
   run.finish();
   return p.out;
 }
@@ -321,10 +343,15 @@ Tensor linear_da8w8(Tensor x, Tensor packed, int64_t out_features, std::optional
   Tensor xs = torch::stable::new_empty(x, {p.M}, ScalarType::Float);
   const std::string dt = dtype_suffix(x);
   const Geometry g = geometry("da8w8", x, p.M, p.N);
+  // the rows path reads the quantized activations widened to int32 (one broadcast load per element)
+  std::optional<Tensor> x32;
+  if (!g.tiled) x32 = torch::stable::new_empty(x, {p.M, K4}, ScalarType::Int);
+  int32_t* x32p = x32 ? x32->mutable_data_ptr<int32_t>() : nullptr;
   Launcher run(x);
   run("da8w8.sycl", "da8w8_quantize_" + dt, size_t(p.M) * kQuantizeLocal, kQuantizeLocal, x.const_data_ptr(),
-      xq.mutable_data_ptr<int8_t>(), xs.mutable_data_ptr<float>(), int(K), int(K4));
-  run("da8w8.sycl", g.kernel, g.range, xq.const_data_ptr<int8_t>(), xs.const_data_ptr<float>(),
+      xq.mutable_data_ptr<int8_t>(), x32p, xs.mutable_data_ptr<float>(), int(K), int(K4));
+  const void* xk = x32 ? static_cast<const void*>(x32p) : static_cast<const void*>(xq.const_data_ptr<int8_t>());
+  run("da8w8.sycl", g.kernel, g.range, xk, xs.const_data_ptr<float>(),
       static_cast<const uint32_t*>(packed.const_data_ptr()), p.bias, p.out.mutable_data_ptr(), int(p.M), int(p.N),
       int(K4));
   run.finish();

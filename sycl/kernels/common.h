@@ -24,14 +24,22 @@ namespace lowbit {
 // a new page per row on the CPU device, which measured about 1.7x slower when memory-bound).
 constexpr int kPanel = 64;
 
-// Code-generation rules of the run-time compiler, measured on the CPU device (OpenCL CPU runtime, AVX2 here):
+// Code-generation rules of the run-time compiler, measured on the CPU device (OpenCL CPU runtime 2025.3, AVX2, on
+// a 2-core Zen 4 VM whose vector FMA throughput measured about 1 per ns per core):
+// - every kernel here is vectorized across work-items (8 lanes of the innermost dimension), with or without
+//   barriers: turning the vectorizer off (CL_CONFIG_USE_VECTORIZER=False) makes the rows kernels about 3.5x
+//   slower. (The vector bodies of barrier-free kernels keep the scalar kernel's name in CL_CONFIG_DUMP_ASM
+//   output, which once made them look scalar; only kernels with barriers get a separate _ZGV... variant.)
+// - so the cost is vector instructions per weight word, not bandwidth: the decode kernels are built to spend
+//   as few as possible per word (a16w4: 3 per nibble), and to make every activation a single broadcast load of
+//   an fp32 value from a prepass (a bf16 activation costs load + shift + move + broadcast per lane group);
+// - a weight address must be visibly consecutive across lanes (group id * panel + local id); one computed as
+//   n / kPanel, n % kPanel turned every weight load into 8 scalar inserts;
 // - private arrays and sycl::vec in the inner loops stay in memory (2-4x slower than named scalars), so the
 //   kernels keep accumulators and dequantized values in named scalars;
 // - an activation pointer computed through sycl::min / sycl::max made the rows kernel 2.3x slower than the
-//   same pointer computed with a plain comparison (imin below);
-// - that runtime vectorizes across work-items only some kernels (here the tiled ones, which use local memory
-//   and barriers); the rows kernels run as one scalar loop per work-item there. On Xe the same sources map
-//   work-items to SIMD lanes as written.
+//   same pointer computed with a plain comparison (imin below).
+// On Xe the same sources map work-items to SIMD lanes as written.
 
 inline sycl::nd_item<1> item() { return sycl::ext::oneapi::this_work_item::get_nd_item<1>(); }
 inline sycl::nd_item<2> item2() { return sycl::ext::oneapi::this_work_item::get_nd_item<2>(); }
@@ -73,6 +81,17 @@ inline float nibble_minus_zero(uint32_t word, int j, float zb) {
 }
 
 inline float byte_s8(uint32_t word, int j) { return float(int8_t(word >> (8 * j))); }
+
+// Nibble j (0..3) of `half` left in place: q * 16^j as a float, exactly (q * 16^j < 2^16), with one AND and one
+// int->float conversion. The decode kernels pair it with an activation prescaled by 16^-j (prescale_a16w4), so the
+// product is exactly q * x; nibbles 4..7 of a word are nibbles 0..3 of word >> 16.
+inline float nibble_in_place(uint32_t half, int j) { return float(int32_t(half & (15u << (4 * j)))); }
+inline float nibble_in_place_k(uint32_t word, int k) {  // nibble k & 7 of a word, any k
+  const int j = k & 7;
+  return nibble_in_place(j < 4 ? word : word >> 16, j & 3);
+}
+// 16^-(k % 4): the prescale of activation k for nibble_in_place (powers of two: exact).
+inline float prescale_a16w4(int k) { return sycl::bit_cast<float>(uint32_t(127 - 4 * (k & 3)) << 23); }
 
 // acc + q0 x0 + q1 x1 + q2 x2 + q3 x3, as a chain of fmas in k order.
 inline float dot4(float q0, float q1, float q2, float q3, float x0, float x1, float x2, float x3, float acc) {
