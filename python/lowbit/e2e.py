@@ -89,16 +89,16 @@ def make_variant(base: nn.Module, name: str, group_size: int = 128, method: str 
 
 def linear_bytes(model: nn.Module, saved: bool = False) -> int:
     """Bytes of the linear layers' tensors: as held in memory (every buffer, once per storage), or as saved."""
-    seen, total = set(), 0
+    tensors = []  # all kept alive until counted: a freed temporary's address may be reused by the next one
     for module in model.modules():
-        if not peers.is_linear(module):
-            continue
-        tensors = module.state_dict().values() if saved else list(module.parameters()) + list(module.buffers())
-        for t in tensors:
-            key = (t.untyped_storage().data_ptr(), t.storage_offset())
-            if key not in seen:
-                seen.add(key)
-                total += t.numel() * t.element_size()
+        if peers.is_linear(module):
+            tensors += module.state_dict().values() if saved else [*module.parameters(), *module.buffers()]
+    seen, total = set(), 0
+    for t in tensors:
+        key = (t.untyped_storage().data_ptr(), t.storage_offset())
+        if key not in seen:
+            seen.add(key)
+            total += t.numel() * t.element_size()
     return total
 
 

@@ -1,11 +1,11 @@
 """QuantLinear: a drop-in nn.Linear whose weight is stored int8 or int4 and multiplied by lowbit's kernels."""
 
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
-from lowbit import formats, ops, sycl
+from lowbit import formats, layouts, ops, sycl
 
 MODES = ("a16w8", "a16w4", "da8w8")
 
@@ -17,10 +17,12 @@ class QuantLinear(nn.Module):
       "a16w8"  int8 per-output-channel symmetric weights; activations kept in 16/32 bit
       "a16w4"  int4 weights, group-wise (group_size; None = per channel), with uint8 zero points unless symmetric
       "da8w8"  int8 weights; activations quantized per token to int8 inside the op, int32 accumulation
-    The state_dict holds the canonical format (lowbit.formats): `weight` (int8 [N, K] or uint8 [N, K/2]),
-    `weight_scale`, `weight_zero` (a16w4 asymmetric only) and `bias`. The kernel layout (`packed_weight`) is
-    derived from it on construction, on every load and on every move to another device (`.to("xpu")` packs for
-    the SYCL kernels), and is not saved.
+
+    Only the kernels' layout (`packed_weight`, a non-persistent buffer) and the bias are resident. The state_dict
+    holds the canonical format (lowbit.formats), read back from the packed layout when it is made: `weight`
+    (int8 [N, K] or uint8 [N, K/2]), `weight_scale` (float32), `weight_zero` (a16w4 asymmetric only) and `bias`.
+    The attributes `weight`, `weight_scale` and `weight_zero` are computed the same way on each access. Loading a
+    state_dict packs it; a move to another backend (`.to("xpu")`, lowbit.sycl.route_cpu) repacks.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, mode: str = "a16w4",
@@ -33,24 +35,22 @@ class QuantLinear(nn.Module):
             raise ValueError(f"in_features and out_features must be positive, got {in_features}, {out_features}")
         self.in_features, self.out_features, self.mode = in_features, out_features, mode
         self.symmetric = symmetric if mode == "a16w4" else True
-        N, K = out_features, in_features
         if mode == "a16w4":
-            self.group_size = formats.resolve_group_size(K, group_size)
-            formats.check_int4_shape(K, self.group_size)
-            groups = K // self.group_size
-            self.register_buffer("weight", torch.zeros(N, K // 2, dtype=torch.uint8, device=device))
-            self.register_buffer("weight_scale", torch.ones(N, groups, dtype=torch.float32, device=device))
-            zero = None if symmetric else torch.full((N, groups), 8, dtype=torch.uint8, device=device)
-            self.register_buffer("weight_zero", zero)
+            self.group_size = formats.resolve_group_size(in_features, group_size)
+            formats.check_int4_shape(in_features, self.group_size)
         else:
             self.group_size = None
-            self.register_buffer("weight", torch.zeros(N, K, dtype=torch.int8, device=device))
-            self.register_buffer("weight_scale", torch.ones(N, dtype=torch.float32, device=device))
-            self.register_buffer("weight_zero", None)
-        self.bias = nn.Parameter(torch.zeros(N, device=device, dtype=dtype or torch.float32),
+        self.bias = nn.Parameter(torch.zeros(out_features, device=device, dtype=dtype or torch.float32),
                                  requires_grad=False) if bias else None
         self.register_buffer("packed_weight", torch.empty(0, dtype=torch.uint8, device=device), persistent=False)
-        self.repack()
+        self._pack(self._zero_weight(device))
+
+    def _zero_weight(self, device) -> Dict[str, Tensor]:
+        """Canonical tensors of an all-zero weight (q = the zero point, scale 1), until from_linear or
+        load_state_dict fills the layer."""
+        fill = {"weight": 0x88 if self.mode == "a16w4" else 0, "weight_scale": 1, "weight_zero": 8}
+        return {name: torch.full(shape, fill[name], dtype=kind, device=device)
+                for name, (shape, kind) in self._canonical_specs().items()}
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, mode: str = "a16w4", group_size: Optional[int] = 128,
@@ -66,57 +66,123 @@ class QuantLinear(nn.Module):
         with torch.no_grad():
             if mode == "a16w4":
                 packed, scales, zeros = formats.quantize_int4(w, q.group_size, symmetric, method)
-                q.weight.copy_(packed)
-                q.weight_scale.copy_(scales)
-                if zeros is not None:
-                    q.weight_zero.copy_(zeros)
+                q._pack({"weight": packed, "weight_scale": scales, "weight_zero": zeros})
             else:
                 qw, scales = formats.quantize_int8(w)
-                q.weight.copy_(qw)
-                q.weight_scale.copy_(scales)
+                q._pack({"weight": qw, "weight_scale": scales})
             if linear.bias is not None:
                 q.bias.copy_(linear.bias.detach())
-        q.repack()
         return q
+
+    # ---- the canonical format, in and out of the packed layout
+
+    def _canonical_specs(self) -> Dict[str, Tuple[Tuple[int, ...], torch.dtype]]:
+        """state_dict name -> (shape, dtype) of the canonical tensors this layer saves."""
+        N, K = self.out_features, self.in_features
+        if self.mode != "a16w4":
+            return {"weight": ((N, K), torch.int8), "weight_scale": ((N,), torch.float32)}
+        groups = K // self.group_size
+        specs = {"weight": ((N, K // 2), torch.uint8), "weight_scale": ((N, groups), torch.float32)}
+        if not self.symmetric:
+            specs["weight_zero"] = ((N, groups), torch.uint8)
+        return specs
 
     def _backend(self):
         """Which kernels the current packing is for: the device, and whether the SYCL kernels run it
         (XPU, or CPU while lowbit.sycl.route_cpu is on)."""
-        return self.weight.device, sycl.handles(self.weight.device)
+        device = self.packed_weight.device
+        return device, sycl.handles(device)
 
-    def repack(self) -> None:
-        """Rebuild the kernel layout from the canonical buffers (after any change to them)."""
-        self._packed_for = self._backend()
+    def _pack(self, canonical: Dict[str, Optional[Tensor]]) -> None:
+        weight, scale = canonical["weight"], canonical["weight_scale"]
         if self.mode == "a16w8":
-            packed = ops.pack_a16w8(self.weight, self.weight_scale)
+            packed = ops.pack_a16w8(weight, scale)
         elif self.mode == "da8w8":
-            packed = ops.pack_da8w8(self.weight, self.weight_scale)
+            packed = ops.pack_da8w8(weight, scale)
         else:
-            packed = ops.pack_a16w4(self.weight, self.weight_scale, self.weight_zero, self.group_size)
+            packed = ops.pack_a16w4(weight, scale, canonical.get("weight_zero"), self.group_size)
         self.packed_weight = packed
+        self._packed_for = self._backend()
+
+    def canonical(self) -> Dict[str, Tensor]:
+        """The canonical tensors (state_dict names, without the bias), unpacked from the kernel layout."""
+        c = layouts.unpack(self.mode, self.packed_weight, self.out_features, self.in_features, self.group_size,
+                           self.symmetric, sycl_layout=self._packed_for[1])
+        out = {"weight": c.weight, "weight_scale": c.scale}
+        if c.zero is not None:
+            out["weight_zero"] = c.zero
+        return out
+
+    @property
+    def weight(self) -> Tensor:
+        return self.canonical()["weight"]
+
+    @property
+    def weight_scale(self) -> Tensor:
+        return self.canonical()["weight_scale"]
+
+    @property
+    def weight_zero(self) -> Optional[Tensor]:
+        return self.canonical().get("weight_zero")
 
     def _apply(self, fn, *args, **kwargs):
-        # The scales stay float32 whatever dtype the model is cast to (model.to(torch.bfloat16) must not round
-        # them); only their device follows fn. Hidden as None meanwhile, so the buffer keeps its place.
-        scale = self._buffers["weight_scale"]
-        self._buffers["weight_scale"] = None
-        try:
-            super()._apply(fn, *args, **kwargs)
-        finally:
-            moved = fn(scale)
-            self._buffers["weight_scale"] = moved if moved.dtype == torch.float32 else scale.to(moved.device)
-        # .to(device) moves packed_weight as bytes; the layout belongs to the kernels of the old device
-        if self._packed_for != self._backend():
-            self.repack()
+        # A cast (model.to(torch.bfloat16)) leaves the uint8 layout, and so the fp32 scales inside it, untouched.
+        # A move carries the bytes as they are: they are still laid out for the old backend's kernels.
+        packed_for = self._packed_for
+        super()._apply(fn, *args, **kwargs)
+        if packed_for != self._backend():
+            self._repack_from(packed_for)
         return self
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        self.repack()
+    def _repack_from(self, packed_for) -> None:
+        self._packed_for = packed_for  # canonical() reads the layout the bytes are in
+        self._pack(self.canonical())
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        for name, tensor in self.canonical().items():
+            destination[prefix + name] = tensor
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        # the bias loads as usual; the canonical tensors are not module attributes, so torch has just listed
+        # them as unexpected: take them back, check them as torch checks a buffer, and pack what arrived
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        loaded, errors_before = {}, len(error_msgs)
+        for name, (shape, dtype) in self._canonical_specs().items():
+            key = prefix + name
+            if key in unexpected_keys:
+                unexpected_keys.remove(key)
+            if key not in state_dict:
+                missing_keys.append(key)
+                continue
+            t = state_dict[key]
+            if not isinstance(t, Tensor):
+                error_msgs.append(f"{key} must be a tensor, got {type(t).__name__}")
+            elif tuple(t.shape) != shape:
+                error_msgs.append(f"size mismatch for {key}: copying a param with shape {t.shape} from "
+                                  f"checkpoint, the shape in current model is {torch.Size(shape)}.")
+            elif t.dtype != dtype:
+                error_msgs.append(f"dtype mismatch for {key}: the checkpoint holds {t.dtype}, {self.mode} "
+                                  f"needs {dtype} (lowbit.formats)")
+            else:
+                loaded[name] = t
+        if len(error_msgs) > errors_before or not loaded:
+            return
+        # load_state_dict(assign=True) takes the checkpoint's device (e.g. a model built on meta); else the layer's
+        assign = local_metadata.get("assign_to_params_buffers", False)
+        device = next(iter(loaded.values())).device if assign else self.packed_weight.device
+        canonical = self.canonical() if len(loaded) < len(self._canonical_specs()) else {}  # strict=False, partial
+        canonical = {name: t.to(device) for name, t in {**canonical, **loaded}.items()}
+        with torch.no_grad():
+            self._pack(canonical)
+
+    # ---- compute
 
     def forward(self, x: Tensor) -> Tensor:
         if self._packed_for != self._backend():  # lowbit.sycl.route_cpu was switched since packing
-            self.repack()
+            self._repack_from(self._packed_for)
         bias = self.bias
         if bias is not None and bias.dtype != x.dtype:
             bias = bias.to(x.dtype)
@@ -130,10 +196,11 @@ class QuantLinear(nn.Module):
     def dequantized_weight(self) -> Tensor:
         """The float32 weight this layer multiplies by (what the kernels compute with)."""
         from lowbit import reference
+        c = self.canonical()
         if self.mode == "a16w4":
-            return reference.dequantize_int4(self.weight, self.weight_scale, self.weight_zero,
+            return reference.dequantize_int4(c["weight"], c["weight_scale"], c.get("weight_zero"),
                                              self.group_size).float()
-        return reference.dequantize_int8(self.weight, self.weight_scale).float()
+        return reference.dequantize_int8(c["weight"], c["weight_scale"]).float()
 
     def extra_repr(self) -> str:
         group = f", group_size={self.group_size}, symmetric={self.symmetric}" if self.mode == "a16w4" else ""
