@@ -205,9 +205,9 @@ PACK_ERROR_CASES = {
 LAYER_ERROR_CASES = {
     "x float64": (lambda m: _layer(m)(torch.randn(3, K, dtype=torch.float64)), TypeError, "x must be bfloat16"),
     "x int64": (lambda m: _layer(m)(torch.ones(3, K, dtype=torch.int64)), TypeError, "x must be"),
-    "x 0-d": (lambda m: _layer(m)(torch.tensor(1.0)), ValueError, "at least one dimension|not divisible"),
+    "x 0-d": (lambda m: _layer(m)(torch.tensor(1.0)), ValueError, "at least one dimension"),
     "x wrong in_features": (lambda m: _layer(m)(torch.randn(3, K + 2)), ValueError,
-                            "packed for another shape|not divisible"),
+                            rf"in_features = {K} as its last dimension, got shape \(3, {K + 2}\)"),
     "x on meta": (lambda m: _layer(m)(torch.randn(3, K, device="meta")), ValueError, "one device"),
     "in_features 0": (lambda m: lowbit.QuantLinear(0, N, mode=m), ValueError, "must be positive"),
     "out_features -1": (lambda m: lowbit.QuantLinear(K, -1, mode=m), ValueError, "must be positive"),

@@ -181,17 +181,32 @@ class QuantLinear(nn.Module):
     # ---- compute
 
     def forward(self, x: Tensor) -> Tensor:
-        if self._packed_for != self._backend():  # lowbit.sycl.route_cpu was switched since packing
+        # The packed weight is this layer's own, so only x is checked here (the functional lowbit.ops.* check
+        # every argument; the C++ op checks again): the per-call cost matters at decode, where a step is many
+        # small calls.
+        packed = self.packed_weight
+        if self._packed_for[1] != sycl.handles(packed.device):  # lowbit.sycl.route_cpu was switched since packing
             self._repack_from(self._packed_for)
+            packed = self.packed_weight
+        if not isinstance(x, Tensor) or x.dtype not in ops.ACTIVATION_DTYPES or x.dim() == 0 \
+                or x.shape[-1] != self.in_features or x.device != packed.device:
+            self._explain_bad_input(x)
         bias = self.bias
         if bias is not None and bias.dtype != x.dtype:
             bias = bias.to(x.dtype)
+        kernels = sycl.ops_for(x.device)
         x = x.contiguous()
         if self.mode == "a16w8":
-            return ops.linear_a16w8(x, self.packed_weight, self.out_features, bias)
+            return kernels.linear_a16w8(x, packed, self.out_features, bias)
         if self.mode == "da8w8":
-            return ops.linear_da8w8(x, self.packed_weight, self.out_features, bias)
-        return ops.linear_a16w4(x, self.packed_weight, self.out_features, self.group_size, bias)
+            return kernels.linear_da8w8(x, packed, self.out_features, bias)
+        return kernels.linear_a16w4(x, packed, self.out_features, self.group_size, bias)
+
+    def _explain_bad_input(self, x) -> None:
+        if isinstance(x, Tensor) and x.dim() and x.shape[-1] != self.in_features:
+            raise ValueError(f"x must have in_features = {self.in_features} as its last dimension, "
+                             f"got shape {tuple(x.shape)}")
+        ops.check_input(x, self.packed_weight)
 
     def dequantized_weight(self) -> Tensor:
         """The float32 weight this layer multiplies by (what the kernels compute with)."""

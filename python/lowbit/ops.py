@@ -64,6 +64,14 @@ def _same_device(named: dict) -> None:
         raise NotImplementedError(f"lowbit's XPU kernels are unavailable: {sycl.unavailable_reason()}")
 
 
+def check_input(x, packed_weight) -> None:
+    """x's dtype, rank and device against a packed weight (QuantLinear calls this only when its fast check fails)."""
+    _tensor(x, "x", ACTIVATION_DTYPES, "bfloat16, float16 or float32")
+    if x.dim() < 1:
+        raise ValueError("x must have at least one dimension [..., K]")
+    _same_device({"x": x, "packed_weight": packed_weight})
+
+
 def _check_linear(x, packed_weight, out_features, bias, panel_bytes_of_k, mode, group_size=None):
     _tensor(x, "x", ACTIVATION_DTYPES, "bfloat16, float16 or float32")
     _tensor(packed_weight, "packed_weight", (torch.uint8,), "uint8 (from lowbit.ops.pack_*)")
