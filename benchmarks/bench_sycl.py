@@ -18,11 +18,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
+# Two thread pools take turns here, call by call: torch's OpenMP pool (native kernels) and the SYCL CPU device's TBB
+# workers. OpenMP threads spin after each parallel region by default and then hold the cores the next SYCL call
+# needs (measured on the 2-core VM: 7.8 ms -> 3.1 ms native and 10.2 ms -> 5.8 ms SYCL per a16w4 call once they
+# sleep instead), so the bench makes them sleep unless the caller chose a policy. Set before torch loads OpenMP.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
-import lowbit
-from lowbit import formats, ops
-from lowbit.bench import cpu_model, l3_bytes, read_bandwidth_gbs
+import torch  # noqa: E402
+
+import lowbit  # noqa: E402
+from lowbit import formats, ops  # noqa: E402
+from lowbit.bench import cpu_model, l3_bytes, read_bandwidth_gbs  # noqa: E402
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 GROUP_SIZE = 128
@@ -120,7 +126,8 @@ def main(argv=None):
     cold = 4 * max(l3_bytes(), 32 << 20)  # the Zen 4 part has 32 MiB of L3; sysfs in a VM may report less
     bw = read_bandwidth_gbs()
     print(f"# {cpu_model()} | SYCL device: {lowbit.sycl.cpu_device()} | torch threads {torch.get_num_threads()} | "
-          f"os.cpu_count {os.cpu_count()} | load average {os.getloadavg()[0]:.2f}")
+          f"os.cpu_count {os.cpu_count()} | OMP_WAIT_POLICY {os.environ['OMP_WAIT_POLICY']} | "
+          f"load average {os.getloadavg()[0]:.2f}")
     print(f"# read bandwidth {bw:.1f} GB/s (torch sum over 1 GiB) | weights rotated over >= {cold >> 20} MiB | "
           f"K = {K}, N = {N}, {args.dtype}, median of {args.reps} interleaved calls")
     print()
