@@ -97,7 +97,7 @@ TEST(far_panel_of_every_mode_beyond_2_pow_31_outputs) {
                    p4.as<uint8_t>(), P - 1, P);
     lc::pack_da8w8(fw.q8.as<int8_t>(), fw.scales.as<float>(), kN, kK, pd.as<uint8_t>(), P - 1, P);
 
-    // M = 3: the decode path, M = 7: a 6-row tile and a tail; y offsets reach 6 * 2^30 elements (24 GiB of fp32)
+    // M = 3: the decode path, M = 7: a fused 4-row tile and a 3-row tile; y offsets reach 6 * 2^30 elements (24 GiB of fp32)
     for (int64_t M : {3, 7}) {
       const std::vector<float> x = random_floats(M * kK);
       for (ActDType t : {ActDType::f32, ActDType::bf16}) {

@@ -1,5 +1,5 @@
 // The micro-kernels of every variant against values computed here in double (or exactly in int64), on
-// panels built by the packing code: dequantization bit for bit, fp32 GEMM/GEMV within the worst-case
+// panels built by the packing code: widening and dequantization bit for bit, fp32 GEMM/GEMV within the worst-case
 // summation bound gamma_n, int8 GEMM exact up to the largest K the ops accept, activation quantization bit for
 // bit against the generic variant. Row counts cover every register-tile remainder (6-row fp32 tiles, 4-row
 // int8 tiles, 1-4 decode rows); K covers vector tails and group boundaries.
@@ -30,17 +30,17 @@ std::vector<uint8_t> pack4(const Int4Weights& w) {
 
 }  // namespace
 
-TEST(dequant_a16w8_is_one_rounding_per_weight) {
+TEST(widen_a16w8_is_exact_and_unscaled) {
   const int64_t N = 13, K = 37;  // 13: three zero-padded columns in the panel
   const Int8Weights w = random_int8(N, K);
   const std::vector<uint8_t> panel = pack8(w);
   for (const KernelTable* kt : runnable_variants()) {
     for (auto [k0, kc] : {std::pair<int64_t, int64_t>{0, K}, {0, 1}, {5, 9}, {36, 1}, {8, 29}}) {
       Guarded<float> dst(kc * kPanel, NAN, -7.f);
-      kt->dequant_a16w8(panel.data(), k0, kc, dst.get());
+      kt->widen_a16w8(panel.data(), k0, kc, dst.get());
       for (int64_t k = 0; k < kc; ++k)
         for (int64_t j = 0; j < kPanel; ++j) {
-          const float want = j < N ? float(w.q[j * K + k0 + k]) * w.scales[j] : 0.f;
+          const float want = j < N ? float(w.q[j * K + k0 + k]) : 0.f;
           CHECK(bits(dst.get()[k * kPanel + j]) == bits(want), kt->name, " k0=", k0, " k=", k, " j=", j);
         }
       CHECK(dst.guard_intact(), kt->name, " wrote past kc=", kc);
@@ -48,7 +48,7 @@ TEST(dequant_a16w8_is_one_rounding_per_weight) {
   }
 }
 
-TEST(dequant_a16w4_is_one_rounding_per_weight_across_groups) {
+TEST(widen_a16w4_is_exact_across_groups) {
   for (const KernelTable* kt : runnable_variants()) {
     for (auto [K, group] : {std::pair<int64_t, int64_t>{64, 2}, {96, 32}, {96, 96}, {48, 8}}) {
       for (bool symmetric : {false, true}) {
@@ -58,10 +58,10 @@ TEST(dequant_a16w4_is_one_rounding_per_weight_across_groups) {
         // even chunks: from a group start, mid-group, across several groups, to the end
         for (auto [k0, kc] : {std::pair<int64_t, int64_t>{0, K}, {0, 2}, {2, 10}, {K - 2, 2}, {6, K - 6}}) {
           Guarded<float> dst(kc * kPanel, NAN, -7.f);
-          kt->dequant_a16w4(panel.data(), group, k0, kc, dst.get());
+          kt->widen_a16w4(panel.data(), group, k0, kc, dst.get());
           for (int64_t k = 0; k < kc; ++k)
             for (int64_t j = 0; j < N; ++j) {
-              const float want = (float(w.q[j * K + k0 + k]) - w.zero(j, k0 + k)) * w.scale(j, k0 + k);
+              const float want = float(w.q[j * K + k0 + k]);
               CHECK(bits(dst.get()[k * kPanel + j]) == bits(want), kt->name, " K=", K, " g=", group, " k0=", k0,
                     " k=", k, " j=", j);
             }
@@ -96,6 +96,71 @@ TEST(gemm_f32_panel_every_row_tail) {
           CHECK(c.guard_intact(), kt->name, " wrote past m=", m);
         }
       }
+    }
+  }
+}
+
+// The fused tiled chunks against the two steps they stand for, in the same variant: the raw dot products bit for
+// bit (same products, same order), for every row count up to 14 (one fused tile of up to 6 or 4 rows, then
+// tiles from the widened chunk), odd and even chunk lengths, chunks starting mid-panel.
+TEST(gemm_a16w8_chunk_is_widen_then_gemm) {
+  for (const KernelTable* kt : runnable_variants()) {
+    const int64_t K = 300;
+    const Int8Weights w = random_int8(16, K);
+    const std::vector<uint8_t> panel = pack8(w);
+    for (int64_t m = 1; m <= 14; ++m)
+      for (auto [k0, kc] : {std::pair<int64_t, int64_t>{0, 1}, {0, 256}, {5, 7}, {256, 44}})
+        for (bool accumulate : {false, true}) {
+          const int64_t lda = K + 3;
+          const std::vector<float> a = random_floats(m * lda), c0 = random_floats(m * kPanel, -4.f, 4.f);
+          std::vector<float> tile(static_cast<size_t>(kc * kPanel)), want(c0), scratch(tile.size());
+          kt->widen_a16w8(panel.data(), k0, kc, tile.data());
+          kt->gemm_f32_panel(a.data() + k0, lda, tile.data(), kc, want.data(), m, accumulate);
+          Guarded<float> c(m * kPanel, NAN, -7.f);
+          std::copy(c0.begin(), c0.end(), c.get());
+          kt->gemm_a16w8_chunk(panel.data(), k0, kc, a.data() + k0, lda, c.get(), m, accumulate, scratch.data());
+          for (int64_t i = 0; i < m * kPanel; ++i)
+            CHECK(bits(c.get()[i]) == bits(want[i]), kt->name, " m=", m, " k0=", k0, " kc=", kc, " acc=", accumulate,
+                  " i=", i);
+          CHECK(c.guard_intact(), kt->name, " wrote past m=", m);
+        }
+  }
+}
+
+TEST(gemm_a16w4_chunk_is_widen_then_gemm_then_fold) {
+  for (const KernelTable* kt : runnable_variants()) {
+    for (auto [K, group] : {std::pair<int64_t, int64_t>{64, 32}, {512, 512}, {48, 8}}) {
+      const Int4Weights w = random_int4(16, K, group, false);
+      const std::vector<uint8_t> panel = pack4(w);
+      for (int64_t m = 1; m <= 14; ++m)
+        // a whole group, its first part (no fold), its last part (accumulates, then folds), a middle part
+        for (auto [k0, kc] : {std::pair<int64_t, int64_t>{0, group}, {0, group / 2}, {group / 2, group / 2},
+                              {group / 4 / 2 * 2, 2}}) {
+          const int64_t lda = K + 3, ldxs = 5;
+          const std::vector<float> a = random_floats(m * lda), xsum = random_floats(m * ldxs, -9.f, 9.f);
+          const std::vector<float> g0 = random_floats(m * kPanel, -4.f, 4.f), c0 = random_floats(m * kPanel);
+          const bool accumulate = k0 % group != 0, folds = (k0 + kc) % group == 0;
+          std::vector<float> tile(static_cast<size_t>(kc * kPanel)), want(g0), scratch(tile.size());
+          kt->widen_a16w4(panel.data(), group, k0, kc, tile.data());
+          kt->gemm_f32_panel(a.data() + k0, lda, tile.data(), kc, want.data(), m, accumulate);
+          Guarded<float> g(m * kPanel, NAN, -7.f), c(m * kPanel, NAN, -7.f);
+          std::copy(g0.begin(), g0.end(), g.get());
+          std::copy(c0.begin(), c0.end(), c.get());
+          kt->gemm_a16w4_chunk(panel.data(), group, k0, kc, a.data() + k0, lda, xsum.data(), ldxs, g.get(), c.get(), m,
+                               scratch.data());
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < kPanel; ++j) {
+              const int64_t e = i * kPanel + j;
+              CHECK(bits(g.get()[e]) == bits(want[e]), kt->name, " K=", K, " m=", m, " k0=", k0, " kc=", kc, " e=", e);
+              const double s = w.scale(j, k0), z = w.zero(j, k0), xs = xsum[i * ldxs];
+              // c + s * (g - z * xs): three fp32 operations (fused or not) on these magnitudes
+              const double fold = folds ? s * (double(want[e]) - z * xs) : 0.0;
+              const double mag = std::fabs(c0[e]) + std::fabs(s) * (std::fabs(want[e]) + z * std::fabs(xs));
+              CHECK(std::fabs(c.get()[e] - (c0[e] + fold)) <= gamma32(3) * mag, kt->name, " K=", K, " m=", m,
+                    " k0=", k0, " kc=", kc, " c[", e, "] = ", c.get()[e], ", expected ", c0[e] + fold);
+            }
+          CHECK(g.guard_intact() && c.guard_intact(), kt->name, " wrote past m=", m);
+        }
     }
   }
 }

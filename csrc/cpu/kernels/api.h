@@ -15,7 +15,7 @@ namespace lowbit::cpu {
 // Output columns per packed panel. One panel is the unit of work a thread takes and the unit a
 // micro-kernel produces; 16 fp32 lanes are two AVX2 or one AVX512 register.
 constexpr int64_t kPanel = 16;
-// Rows up to which the decode kernels (gemv_*) run; more rows amortize a dequantized tile instead.
+// Rows up to which the decode kernels (gemv_*) run; more rows amortize a widened tile instead.
 constexpr int64_t kGemvRows = 4;
 // Largest K of da8w8: K products of an activation in -127..127 and a weight in -128..127 (any int8 is
 // accepted) must sum within int32 in both signs: 127 * 128 * K <= 2^31 - 1.
@@ -47,10 +47,13 @@ struct KernelTable {
   // fp32 -> activation dtype, round to nearest even, optionally adding an fp32 bias first.
   void (*from_f32)(const float* src, const float* bias, void* dst, ActDType dtype, int64_t n);
 
+  // k in [k0, k0 + kc) of one packed panel widened to fp32 dst[kc][16], exact and unscaled: the caller applies
+  // the per-column scale once to the finished dot products (as the decode kernels do).
+  void (*widen_a16w8)(const uint8_t* panel, int64_t k0, int64_t kc, float* dst);
   // Dequantize k in [k0, k0 + kc) of one packed panel to fp32 dst[kc][16].
-  void (*dequant_a16w8)(const uint8_t* panel, int64_t k0, int64_t kc, float* dst);
-  // Same for int4; k0 and kc are even, the chunk may span several groups or part of one.
-  void (*dequant_a16w4)(const uint8_t* panel, int64_t group, int64_t k0, int64_t kc, float* dst);
+  // int4 nibbles q (0..15) widened to fp32, exact, without scale or zero point (the caller folds those per
+  // group, as the decode kernels do); k0 and kc are even, the chunk may span several groups or part of one.
+  void (*widen_a16w4)(const uint8_t* panel, int64_t group, int64_t k0, int64_t kc, float* dst);
 
   // Decode (m <= kGemvRows): weights are read straight from the packed panel, never written out.
   // a16w8: c[i][0:16] = (x[i] . q[:, 0:16]) * scale.
@@ -63,6 +66,16 @@ struct KernelTable {
   // c[i][0:16] (+)= a[i][0:kc] . b[0:kc][0:16] for i < m; a has row stride lda, c is dense [m][16].
   void (*gemm_f32_panel)(const float* a, int64_t lda, const float* b, int64_t kc, float* c, int64_t m,
                          bool accumulate);
+  // The tiled path of one K-chunk, fused: the result of widen_a16w8 of [k0, k0 + kc) into tile[kc][16]
+  // followed by gemm_f32_panel(a, lda, tile, kc, c, m, accumulate), rounding for rounding; tile is scratch
+  // (a variant may leave it unwritten when it does not need it).
+  void (*gemm_a16w8_chunk)(const uint8_t* panel, int64_t k0, int64_t kc, const float* a, int64_t lda, float* c,
+                           int64_t m, bool accumulate, float* tile);
+  // Same for a16w4 on a chunk inside one group: widen_a16w4 then gemm_f32_panel into g (accumulating unless k0
+  // starts the group); when the chunk ends the group, its zero point and scale are folded into the output:
+  // c[i][j] += s[j] * (g[i][j] - z[j] * xsum[i * ldxs]) (xsum: that group's sums of the rows of x).
+  void (*gemm_a16w4_chunk)(const uint8_t* panel, int64_t group, int64_t k0, int64_t kc, const float* a,
+                           int64_t lda, const float* xsum, int64_t ldxs, float* g, float* c, int64_t m, float* tile);
 
   // One activation row -> int8 (per-row symmetric, amax / 127, round half to even), zero-padded to K4.
   // A row with a NaN or Inf gets scale NaN, so its outputs are NaN rather than a silent finite value.

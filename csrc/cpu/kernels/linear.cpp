@@ -24,20 +24,23 @@ void store_panel(const KernelTable& kt, const LinearArgs& a, const float* c, int
   }
 }
 
-template <typename Dequant>
-void linear_a16_panels(const KernelTable& kt, const LinearArgs& a, int64_t panel_bytes, int64_t chunk,
-                       Dequant dequant, int64_t p0, int64_t p1) {
+// a16w8's tiled path; the per-column scales multiply the finished dot products.
+void linear_a16w8_tiled(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1) {
+  const int64_t panel_bytes = a16w8_panel_bytes(a.K);
   alignas(64) float tile[kChunk * kPanel];
   alignas(64) float c[kRowBlock * kPanel];
   for (int64_t p = p0; p < p1; ++p) {
     const uint8_t* panel = a.packed + p * panel_bytes;
     for (int64_t i0 = 0; i0 < a.M; i0 += kRowBlock) {
       const int64_t m = std::min(kRowBlock, a.M - i0);
-      for (int64_t k0 = 0; k0 < a.K; k0 += chunk) {
-        const int64_t kc = std::min(chunk, a.K - k0);
-        dequant(panel, k0, kc, tile);
-        kt.gemm_f32_panel(a.x + i0 * a.K + k0, a.K, tile, kc, c, m, k0 > 0);
+      for (int64_t k0 = 0; k0 < a.K; k0 += kChunk) {
+        const int64_t kc = std::min(kChunk, a.K - k0);
+        kt.gemm_a16w8_chunk(panel, k0, kc, a.x + i0 * a.K + k0, a.K, c, m, k0 > 0, tile);
       }
+      // the panel starts with its 16 fp32 scales (4-byte aligned: panel bytes are multiples of 16)
+      const auto* s = reinterpret_cast<const float*>(panel);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < kPanel; ++j) c[i * kPanel + j] *= s[j];
       store_panel(kt, a, c, p, i0, m);
     }
   }
@@ -66,33 +69,46 @@ void linear_a16w8_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0,
     };
     return gemv_panels(kt, a, a16w8_panel_bytes(a.K), gemv, p0, p1);
   }
-  auto dequant = [&](const uint8_t* panel, int64_t k0, int64_t kc, float* tile) {
-    kt.dequant_a16w8(panel, k0, kc, tile);
-  };
-  linear_a16_panels(kt, a, a16w8_panel_bytes(a.K), kChunk, dequant, p0, p1);
+  linear_a16w8_tiled(kt, a, p0, p1);
 }
 
 void linear_a16w4_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1) {
+  // per-row, per-group activation sums absorb the zero points: x . (q - z) = x . q - z * sum(x), so both
+  // paths multiply raw nibbles and apply scale and zero once per group and column
+  const int64_t groups = a.K / a.group;
+  std::vector<float> sums(size_t(a.M * groups));
+  for (int64_t i = 0; i < a.M; ++i)
+    for (int64_t g = 0; g < groups; ++g) {
+      float s = 0.f;
+      for (int64_t k = g * a.group; k < (g + 1) * a.group; ++k) s += a.x[i * a.K + k];
+      sums[i * groups + g] = s;
+    }
   if (a.M <= kGemvRows) {
-    // per-row, per-group activation sums absorb the zero points: x . (q - z) = x . q - z * sum(x)
-    const int64_t groups = a.K / a.group;
-    std::vector<float> sums(size_t(a.M * groups));
-    for (int64_t i = 0; i < a.M; ++i)
-      for (int64_t g = 0; g < groups; ++g) {
-        float s = 0.f;
-        for (int64_t k = g * a.group; k < (g + 1) * a.group; ++k) s += a.x[i * a.K + k];
-        sums[i * groups + g] = s;
-      }
     auto gemv = [&](const uint8_t* panel, int64_t i0, int64_t m, float* c) {
       kt.gemv_a16w4(panel, a.K, a.group, a.x + i0 * a.K, a.K, sums.data() + i0 * groups, m, c);
     };
     return gemv_panels(kt, a, a16w4_panel_bytes(a.K, a.group), gemv, p0, p1);
   }
-  auto dequant = [&](const uint8_t* panel, int64_t k0, int64_t kc, float* tile) {
-    kt.dequant_a16w4(panel, a.group, k0, kc, tile);
-  };
-  // kChunk is even, so every chunk starts on an even k as the nibble pairs require
-  linear_a16_panels(kt, a, a16w4_panel_bytes(a.K, a.group), kChunk, dequant, p0, p1);
+  // Tiled: chunks of at most kChunk that never cross a group (even starts, as the nibble pairs require); the
+  // raw dot products of a group collect in g, then the kernel adds s * (g[i] - z * sum_g(x[i])) to c[i].
+  const int64_t panel_bytes = a16w4_panel_bytes(a.K, a.group);
+  alignas(64) float tile[kChunk * kPanel];
+  alignas(64) float g[kRowBlock * kPanel];
+  alignas(64) float c[kRowBlock * kPanel];
+  for (int64_t p = p0; p < p1; ++p) {
+    const uint8_t* panel = a.packed + p * panel_bytes;
+    for (int64_t i0 = 0; i0 < a.M; i0 += kRowBlock) {
+      const int64_t m = std::min(kRowBlock, a.M - i0);
+      std::fill(c, c + m * kPanel, 0.f);
+      for (int64_t k0 = 0; k0 < a.K;) {
+        const int64_t gi = k0 / a.group, kc = std::min(kChunk, (gi + 1) * a.group - k0);
+        kt.gemm_a16w4_chunk(panel, a.group, k0, kc, a.x + i0 * a.K + k0, a.K, sums.data() + i0 * groups + gi, groups,
+                            g, c, m, tile);
+        k0 += kc;
+      }
+      store_panel(kt, a, c, p, i0, m);
+    }
+  }
 }
 
 void linear_da8w8_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1) {

@@ -5,28 +5,21 @@
 
 namespace lowbit::cpu::generic {
 
-void dequant_a16w8(const uint8_t* panel, int64_t k0, int64_t kc, float* dst) {
-  float scale[kPanel];
-  std::memcpy(scale, panel, sizeof(scale));
+void widen_a16w8(const uint8_t* panel, int64_t k0, int64_t kc, float* dst) {
   const int8_t* w = reinterpret_cast<const int8_t*>(panel + kPanel * 4) + k0 * kPanel;
   for (int64_t k = 0; k < kc; ++k)
-    for (int64_t j = 0; j < kPanel; ++j) dst[k * kPanel + j] = float(w[k * kPanel + j]) * scale[j];
+    for (int64_t j = 0; j < kPanel; ++j) dst[k * kPanel + j] = float(w[k * kPanel + j]);
 }
 
-void dequant_a16w4(const uint8_t* panel, int64_t group, int64_t k0, int64_t kc, float* dst) {
+void widen_a16w4(const uint8_t* panel, int64_t group, int64_t k0, int64_t kc, float* dst) {
   const int64_t group_bytes = a16w4_group_bytes(group);
   for (int64_t k = k0; k < k0 + kc; k += 2) {
-    const uint8_t* g = panel + (k / group) * group_bytes;
-    float scale[kPanel], zero[kPanel];
-    std::memcpy(scale, g, sizeof(scale));
-    std::memcpy(zero, g + kPanel * 4, sizeof(zero));
-    const uint8_t* q = g + kPanel * 8 + (k % group) / 2 * kPanel;
+    const uint8_t* q = panel + (k / group) * group_bytes + kPanel * 8 + (k % group) / 2 * kPanel;
     float* lo = dst + (k - k0) * kPanel;
     float* hi = lo + kPanel;
-    // (q - z) is exact in fp32, so each weight carries a single rounding, as in the reference
     for (int64_t j = 0; j < kPanel; ++j) {
-      lo[j] = (float(q[j] & 15) - zero[j]) * scale[j];
-      hi[j] = (float(q[j] >> 4) - zero[j]) * scale[j];
+      lo[j] = float(q[j] & 15);
+      hi[j] = float(q[j] >> 4);
     }
   }
 }
