@@ -145,6 +145,17 @@ int64_t tiled_min_m(const sycl::queue& q) {
   return q.get_device().is_cpu() ? std::numeric_limits<int64_t>::max() : 16;
 }
 
+// Columns per work-item of the decode kernels at M = 1: 8 on the CPU device (the "cols8" kernels: one vector of
+// lanes reads whole panel rows in order, measured 1.5x faster single-threaded than one column per work-item,
+// kernels/common.h), 1 on a GPU (N work-items, for occupancy). LOWBIT_SYCL_DECODE_COLS (1 or 8) overrides it, read on
+// every call so tests cover both kernels.
+int64_t decode_cols(const sycl::queue& q) {
+  const char* v = std::getenv("LOWBIT_SYCL_DECODE_COLS");
+  if (v && *v) return std::strtoll(v, nullptr, 10) == 8 ? 8 : 1;
+  return q.get_device().is_cpu() ? 8 : 1;
+}
+constexpr size_t kDecodeCols = 8;  // must match kernels/common.h
+
 // ---------------------------------------------------------------- packing
 
 int64_t num_panels(int64_t N) { return (N + kPanel - 1) / kPanel; }
@@ -279,8 +290,12 @@ Geometry geometry(const char* mode, const Tensor& x, int64_t M, int64_t N) {
             sycl::nd_range<2>({tiles_m * row_items, tiles_n * kTileN}, {row_items, size_t(kTileN)}), true};
   }
   // M = 1 (decode) gets its own kernel; any other M takes 4 rows per work-item, reading each weight once per 4.
-  const int mb = M == 1 ? 1 : 4;
   const size_t ncols = (N + kRowsLocal - 1) / kRowsLocal * kRowsLocal;
+  if (M == 1 && decode_cols(queue_for(x)) == 8) {  // work-groups of 8 work-items, one panel each
+    constexpr size_t lanes = kRowsLocal / kDecodeCols;
+    return {std::string(mode) + "_cols8_" + dt, sycl::nd_range<2>({1, ncols / kDecodeCols}, {1, lanes}), false};
+  }
+  const int mb = M == 1 ? 1 : 4;
   return {std::string(mode) + "_rows" + std::to_string(mb) + "_" + dt,
           sycl::nd_range<2>({size_t((M + mb - 1) / mb), ncols}, {1, kRowsLocal}), false};
 }
@@ -343,14 +358,14 @@ Tensor linear_da8w8(Tensor x, Tensor packed, int64_t out_features, std::optional
   Tensor xs = torch::stable::new_empty(x, {p.M}, ScalarType::Float);
   const std::string dt = dtype_suffix(x);
   const Geometry g = geometry("da8w8", x, p.M, p.N);
-  // the rows path reads the quantized activations widened to int32 (one broadcast load per element)
-  std::optional<Tensor> x32;
-  if (!g.tiled) x32 = torch::stable::new_empty(x, {p.M, K4}, ScalarType::Int);
-  int32_t* x32p = x32 ? x32->mutable_data_ptr<int32_t>() : nullptr;
+  // the rows path reads the quantized activations as fp32 (exact small integers, one broadcast load per element)
+  std::optional<Tensor> xf;
+  if (!g.tiled) xf = torch::stable::new_empty(x, {p.M, K4}, ScalarType::Float);
+  float* xfp = xf ? xf->mutable_data_ptr<float>() : nullptr;
   Launcher run(x);
   run("da8w8.sycl", "da8w8_quantize_" + dt, size_t(p.M) * kQuantizeLocal, kQuantizeLocal, x.const_data_ptr(),
-      xq.mutable_data_ptr<int8_t>(), x32p, xs.mutable_data_ptr<float>(), int(K), int(K4));
-  const void* xk = x32 ? static_cast<const void*>(x32p) : static_cast<const void*>(xq.const_data_ptr<int8_t>());
+      xq.mutable_data_ptr<int8_t>(), xfp, xs.mutable_data_ptr<float>(), int(K), int(K4));
+  const void* xk = xf ? static_cast<const void*>(xfp) : static_cast<const void*>(xq.const_data_ptr<int8_t>());
   run("da8w8.sycl", g.kernel, g.range, xk, xs.const_data_ptr<float>(),
       static_cast<const uint32_t*>(packed.const_data_ptr()), p.bias, p.out.mutable_data_ptr(), int(p.M), int(p.N),
       int(K4));

@@ -1,6 +1,7 @@
 """The SYCL kernels (sycl/kernels/*.sycl), run on the CPU as a SYCL device through lowbit_sycl:: ops, against
-lowbit.reference: every mode, activation dtype, group size and shape, on both launch paths (rows = decode,
-tiled = local-memory tiles), with outputs poisoned with NaN (LOWBIT_DEBUG_POISON, tests/conftest.py).
+lowbit.reference: every mode, activation dtype, group size and shape, on every launch path (rows = decode, with
+8 or 1 columns per work-item at M = 1; tiled = local-memory tiles), with outputs poisoned with NaN
+(LOWBIT_DEBUG_POISON, tests/conftest.py).
 
 Tolerances are those of the native kernels (tests/helpers.py), for the same reasons: fp32 accumulation then one
 rounding to the output dtype (a16w8, a16w4); an exact int32 accumulator and a few fp32 roundings in the epilogue
@@ -25,7 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DTYPES = [torch.bfloat16, torch.float16, torch.float32]
 MS = [0, 1, 3, 8, 33, 128]
 N = 37  # odd: a partial sub-group, work-group and 32-column tile
-PATHS = {"rows": "1000000000", "tiled": "0"}  # LOWBIT_SYCL_TILED_MIN_M forcing each launch path
+# (LOWBIT_SYCL_TILED_MIN_M, LOWBIT_SYCL_DECODE_COLS) forcing each launch path: rows = the decode kernels as the CPU
+# device picks them (8 columns per work-item at M = 1), rows-1col = one column per work-item (a GPU's choice)
+PATHS = {"rows": ("1000000000", ""), "rows-1col": ("1000000000", "1"), "tiled": ("0", "")}
 
 
 def _sycl_cpu_device():
@@ -59,7 +62,9 @@ def routed():
 
 @pytest.fixture(params=list(PATHS))
 def path(request, monkeypatch):
-    monkeypatch.setenv("LOWBIT_SYCL_TILED_MIN_M", PATHS[request.param])
+    tiled_min_m, decode_cols = PATHS[request.param]
+    monkeypatch.setenv("LOWBIT_SYCL_TILED_MIN_M", tiled_min_m)
+    monkeypatch.setenv("LOWBIT_SYCL_DECODE_COLS", decode_cols)
     return request.param
 
 
@@ -112,6 +117,25 @@ def test_da8w8(routed, path, m, k, dtype):
     assert out.shape == (m, N) and out.dtype == dtype
     ref = reference.linear_da8w8(x, q, s, bias, dtype=torch.float64)
     assert_close_da8w8(out, ref, bias, da8w8_magnitude(x, q, s, bias))
+
+
+@needs_sycl
+@pytest.mark.parametrize("m", [1, 3])
+def test_da8w8_accumulator_is_exact_past_2_24(routed, path, m):
+    """Partial sums far above 2^24 that cancel to a small result: column j's weights are -127 for its first h_j
+    elements and +127 after, against x_q = 127 everywhere, so acc = 16129 (K - 2 h_j) while the running sum passes
+    3e7. An fp32 running sum would round there (odd products, spacing 2 or 4); the decode kernels' fp32 chains
+    (exact for kExactWords words, then moved to int32) and the tiled int32 path must give acc exactly."""
+    k, n = 4100, 70
+    h = 2000 + torch.arange(n) * 3
+    q = torch.where(torch.arange(k)[None, :] < h[:, None], -127, 127).to(torch.int8)
+    s = torch.rand(n) + 0.5
+    x = torch.full((m, k), 3.0)
+    out = ops.linear_da8w8(x, ops.pack_da8w8(q, s), n)
+    xq, xs = reference.quantize_activation_per_token(x)
+    acc = xq.double() @ q.double().T  # exact in float64
+    assert (xq == 127).all() and acc.abs().max() < 2 ** 24
+    torch.testing.assert_close(out.double(), acc * xs.double()[:, None] * s.double(), rtol=2 ** -22, atol=0)
 
 
 @needs_sycl

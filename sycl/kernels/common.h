@@ -35,11 +35,26 @@ constexpr int kPanel = 64;
 //   an fp32 value from a prepass (a bf16 activation costs load + shift + move + broadcast per lane group);
 // - a weight address must be visibly consecutive across lanes (group id * panel + local id); one computed as
 //   n / kPanel, n % kPanel turned every weight load into 8 scalar inserts;
+// - the work-items of a work-group run one vector of 8 lanes after the other, each vector through the whole
+//   kernel: with one column per work-item and 64-lane groups, each vector walks its panel at a 256-byte stride
+//   (32 of every 256 bytes), which measured 1.5x slower single-threaded than a vector walking it as one
+//   sequential stream (the decode kernels' cols8 variant below, and the reason for it);
+// - int8 -> float: sign extension (shift left, arithmetic shift right) then a conversion is 3 instructions a
+//   byte; leaving the byte in place at the top of the word (byte_in_place: one shift and/or AND, then the
+//   conversion) measured 20% faster for the whole a16w8 and da8w8 decode kernels;
 // - private arrays and sycl::vec in the inner loops stay in memory (2-4x slower than named scalars), so the
 //   kernels keep accumulators and dequantized values in named scalars;
 // - an activation pointer computed through sycl::min / sycl::max made the rows kernel 2.3x slower than the
 //   same pointer computed with a plain comparison (imin below).
 // On Xe the same sources map work-items to SIMD lanes as written.
+
+// The CPU device's decode variant ("cols8" kernels, M = 1): a work-item owns kDecodeCols columns of one panel
+// (local id + 8 j), and a work-group is kDecodeLanes = 8 work-items: one vector of lanes on the CPU device, whose
+// loads per k step are a whole 256-byte panel row, so the panel is read as one sequential stream; each activation
+// load also serves 8 columns. Each column keeps a named accumulator (LOWBIT_EACH_COL expands a macro per column).
+// On a GPU the one-column kernels are used instead (N work-items, 64-lane groups: a 256-byte row per sub-group).
+constexpr int kDecodeCols = 8, kDecodeLanes = kPanel / kDecodeCols;
+#define LOWBIT_EACH_COL(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 
 inline sycl::nd_item<1> item() { return sycl::ext::oneapi::this_work_item::get_nd_item<1>(); }
 inline sycl::nd_item<2> item2() { return sycl::ext::oneapi::this_work_item::get_nd_item<2>(); }
@@ -81,6 +96,20 @@ inline float nibble_minus_zero(uint32_t word, int j, float zb) {
 }
 
 inline float byte_s8(uint32_t word, int j) { return float(int8_t(word >> (8 * j))); }
+
+// Signed byte j (0..3) of a word moved to the top of the word and converted: q * 2^24 as a float, exactly (8
+// significant bits; the sign is the word's top bit, so no sign extension): one shift and/or one AND, and one
+// conversion. Paired with activations prescaled by kByteScale = 2^-24 (a16w8), the product is exactly q * x; an
+// fp32 activation below 2^-102 in magnitude loses bits to the prescale (a contribution under 2^-95 |q|).
+constexpr float kByteScale = 0x1p-24f;
+inline float byte_in_place(uint32_t word, int j) {
+  return float(int32_t((word << (24 - 8 * j)) & 0xff000000u));
+}
+// da8w8 accumulates (q * 2^24) * x_q (x_q an integer in -127..127, as fp32) in fp32, exactly: every partial sum is
+// an integer times 2^24 whose integer part stays below 2^24 as long as a chain sums at most 1032 products
+// (|q x_q| <= 128 * 127). A chain of at most 4 products a word therefore runs kExactWords words, then is added
+// to an int32 accumulator (times 2^-24: exact) and restarts.
+constexpr int kExactWords = 256;
 
 // Nibble j (0..3) of `half` left in place: q * 16^j as a float, exactly (q * 16^j < 2^16), with one AND and one
 // int->float conversion. The decode kernels pair it with an activation prescaled by 16^-j (prescale_a16w4), so the
