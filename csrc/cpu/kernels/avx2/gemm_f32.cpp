@@ -119,6 +119,7 @@ struct WidenS8 {
   static constexpr int kStep = 1;
   const uint8_t* w;  // k = 0 of the chunk
   void get(int64_t k, __m256* out) const {
+    _mm_prefetch(reinterpret_cast<const char*>(w + k * kPanel) + 1024, _MM_HINT_T0);
     const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + k * kPanel));
     out[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
     out[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(b, 8)));
