@@ -46,18 +46,37 @@ std::string joined(const std::vector<std::string>& words) {
 
 using Executable = sycl::kernel_bundle<sycl::bundle_state::executable>;
 
-Executable build_bundle(const sycl::context& ctx, const sycl::device& dev, const char* source) {
+// The activation dtype a kernel name is for ("..._F32", "..._F16", "..._BF16"), as the value of LOWBIT_DTYPE that
+// builds only that dtype's kernels of a source (kernels/common.h), or 0 (a kernel with no dtype: build them all).
+// A first call then compiles a third of a source: the device backend's code generation, not the parse, is most of
+// a build, and it is paid again in every process (the persistent cache keeps only the front end's output).
+int dtype_variant(const std::string& name) {
+  auto ends = [&](const char* suffix) {
+    const size_t n = std::strlen(suffix);
+    return name.size() > n && name.compare(name.size() - n, n, suffix) == 0;
+  };
+  return ends("_BF16") ? 3 : ends("_F16") ? 2 : ends("_F32") ? 1 : 0;
+}
+
+std::vector<std::string> options_for(int variant) {
+  std::vector<std::string> o = build_options();
+  if (variant != 0) o.push_back("-DLOWBIT_DTYPE=" + std::to_string(variant));
+  return o;
+}
+
+Executable build_bundle(const sycl::context& ctx, const sycl::device& dev, const char* source, int variant) {
+  const std::vector<std::string> options = options_for(variant);
   try {
     auto src = syclex::create_kernel_bundle_from_source(
         ctx, syclex::source_language::sycl, std::string(source_text(source)),
         syclex::properties{syclex::include_files{"lowbit_common.h", source_text("common.h")}});
-    return syclex::build(src, std::vector<sycl::device>{dev}, syclex::properties{syclex::build_options{build_options()}});
+    return syclex::build(src, std::vector<sycl::device>{dev}, syclex::properties{syclex::build_options{options}});
   } catch (const sycl::exception& e) {
     // errc::build carries the compiler's whole log in what(); anything else (no kernel compiler, an
     // unsupported device) is reported the same way, with where it happened.
     throw std::runtime_error(std::string("lowbit: building the SYCL kernels of ") + source + " for '" +
                              dev.get_info<sycl::info::device::name>() + "' failed (build options: " +
-                             joined(build_options()) + "):\n" + e.what());
+                             joined(options) + "):\n" + e.what());
   }
 }
 
@@ -83,7 +102,7 @@ struct KernelKeyHash {
 
 struct Cache {
   std::mutex mutex;  // held while building: a second caller waits for the first build rather than repeating it
-  std::unordered_map<KernelKey, Executable, KernelKeyHash> bundles;  // key.name empty: one bundle per source
+  std::unordered_map<KernelKey, Executable, KernelKeyHash> bundles;  // key.name: "dtype <LOWBIT_DTYPE>"
   std::unordered_map<KernelKey, sycl::kernel, KernelKeyHash> kernels;
 };
 
@@ -114,10 +133,11 @@ sycl::kernel get_kernel(const sycl::queue& q, const char* source, const char* na
   KernelKey key{q.get_context(), q.get_device(), source, name};
   std::lock_guard<std::mutex> lock(c.mutex);
   if (auto hit = c.kernels.find(key); hit != c.kernels.end()) return hit->second;
-  KernelKey bundle_key{key.ctx, key.dev, source, ""};
+  const int variant = dtype_variant(name);
+  KernelKey bundle_key{key.ctx, key.dev, source, "dtype " + std::to_string(variant)};  // one bundle per source and dtype
   auto bundle = c.bundles.find(bundle_key);
   if (bundle == c.bundles.end())
-    bundle = c.bundles.emplace(bundle_key, build_bundle(key.ctx, key.dev, source)).first;
+    bundle = c.bundles.emplace(bundle_key, build_bundle(key.ctx, key.dev, source, variant)).first;
   if (!bundle->second.ext_oneapi_has_kernel(name))
     throw std::logic_error(std::string("lowbit: the SYCL source ") + source + " has no kernel named " + name);
   return c.kernels.emplace(key, bundle->second.ext_oneapi_get_kernel(name)).first->second;

@@ -21,6 +21,16 @@
 
 namespace syclexp = sycl::ext::oneapi::experimental;
 
+// The host builds each source once per activation dtype with -DLOWBIT_DTYPE=1 (F32), 2 (F16) or 3 (BF16), so a
+// first call compiles only its dtype's kernels (sycl/runtime.cpp); without it every dtype is built.
+#define LOWBIT_DTYPE_F32 1
+#define LOWBIT_DTYPE_F16 2
+#define LOWBIT_DTYPE_BF16 3
+#ifndef LOWBIT_DTYPE
+#define LOWBIT_DTYPE 0
+#endif
+#define LOWBIT_WANT(DT) (LOWBIT_DTYPE == 0 || LOWBIT_DTYPE == LOWBIT_DTYPE_##DT)
+
 #define LOWBIT_ND_RANGE_KERNEL extern "C" SYCL_EXT_ONEAPI_FUNCTION_PROPERTY((syclexp::nd_range_kernel<1>)) void
 // 2-D kernels: dimension 1 (the fastest-varying one) is the output column n, so a sub-group's lanes are
 // consecutive columns by construction (the index is get_global_id(1), not a division or modulo of a linear id,
