@@ -132,6 +132,7 @@ struct WidenS4 {
   static constexpr int kStep = 2;
   const uint8_t* q;  // the byte of k = 0, 1 of the chunk
   void get(int64_t k, __m256* out) const {
+    _mm_prefetch(reinterpret_cast<const char*>(q + k / 2 * kPanel) + 1024, _MM_HINT_T0);
     const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + k / 2 * kPanel));
     const __m128i low4 = _mm_set1_epi8(0x0f);
     const __m128i lo = _mm_and_si128(b, low4), hi = _mm_and_si128(_mm_srli_epi16(b, 4), low4);

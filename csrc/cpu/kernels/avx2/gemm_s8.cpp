@@ -21,6 +21,7 @@ void tile(const int8_t* a, int64_t lda, const int8_t* w, int64_t K4, int32_t* c)
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
   const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t k = 0; k < K4; k += 4) {
+    _mm_prefetch(reinterpret_cast<const char*>(w + k * kPanel) + 1024, _MM_HINT_T0);
     const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + k * kPanel));       // cols 0-7
     const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + k * kPanel + 32));  // cols 8-15
     const __m256i u0 = _mm256_abs_epi8(w0), u1 = _mm256_abs_epi8(w1);
