@@ -21,9 +21,9 @@ void gemv_a16w8_rows(const uint8_t* panel, int64_t K, const float* x, int64_t ld
   for (int64_t k = 0; k < K; ++k) {
     // (measured: it pays from two rows on; one row is faster without it)
     if (R > 1) _mm_prefetch(reinterpret_cast<const char*>(w + k * kPanel) + kPrefetch, _MM_HINT_T0);
-    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + k * kPanel));
-    const __m256 w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
-    const __m256 w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(b, 8)));
+    // each half sign-extended straight from memory (vpmovsxbd ymm, m64): no 16-byte load and byte shift
+    const __m256 w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w + k * kPanel))));
+    const __m256 w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w + k * kPanel + 8))));
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m256 xv = _mm256_broadcast_ss(x + r * ldx + k);
