@@ -184,6 +184,14 @@ def run(variants: Sequence[str] = VARIANTS, batches: Sequence[int] = (1, 8), lay
         models[name] = make_variant(base, name, group_size, method)
         bar.update()
     bar.close()
+    if compiled:
+        # Every variant is the same class, so dynamo caches all of their graphs on one code object
+        # (LlamaForCausalLM.forward), guarded on the linear modules' types; past the default limit of 8 the later
+        # variants would silently run eager.
+        import torch._dynamo.config as dynamo_config
+        dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 8 * len(models) * len(batches))
+        dynamo_config.accumulated_recompile_limit = max(dynamo_config.accumulated_recompile_limit,
+                                                        dynamo_config.recompile_limit * 4)
     decoders = {name: Decoder(m, compiled) for name, m in models.items()}
     results = []
     bar = _progress(progress, total=len(batches) * rounds * len(variants), desc="decode", unit="run")
