@@ -7,7 +7,8 @@ from helpers import assert_close_a16, assert_close_da8w8, da8w8_magnitude, int4_
 from lowbit import ops, reference
 
 DTYPES = [torch.bfloat16, torch.float16, torch.float32]
-MS = [0, 1, 3, 8, 33, 128]
+# 4 | 5: the decode path's limit (kGemvRows); 6 | 7, 12 | 13..16: one, two and three row tiles of the tiled path
+MS = [0, 1, 3, 4, 5, 6, 7, 8, 12, 16, 33, 128]
 N = 37  # odd, and not a multiple of the 16-column panel: exercises the padded last panel
 
 
