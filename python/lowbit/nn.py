@@ -87,11 +87,11 @@ class QuantLinear(nn.Module):
             specs["weight_zero"] = ((N, groups), torch.uint8)
         return specs
 
-    def _backend(self):
-        """Which kernels the current packing is for: the device, and whether the SYCL kernels run it
-        (XPU, or CPU while lowbit.sycl.route_cpu is on)."""
-        device = self.packed_weight.device
-        return device, sycl.handles(device)
+    def _sycl_wanted(self) -> bool:
+        """Whether the SYCL kernels run this layer where its packed weight now is (XPU, or CPU while
+        lowbit.sycl.route_cpu is on). The bytes keep the layout they were packed in when they move, so a
+        mismatch with `_sycl_layout` (set at packing) means a repack."""
+        return sycl.handles(self.packed_weight.device)
 
     def _pack(self, canonical: Dict[str, Optional[Tensor]]) -> None:
         weight, scale = canonical["weight"], canonical["weight_scale"]
@@ -102,12 +102,12 @@ class QuantLinear(nn.Module):
         else:
             packed = ops.pack_a16w4(weight, scale, canonical.get("weight_zero"), self.group_size)
         self.packed_weight = packed
-        self._packed_for = self._backend()
+        self._sycl_layout = self._sycl_wanted()
 
     def canonical(self) -> Dict[str, Tensor]:
         """The canonical tensors (state_dict names, without the bias), unpacked from the kernel layout."""
         c = layouts.unpack(self.mode, self.packed_weight, self.out_features, self.in_features, self.group_size,
-                           self.symmetric, sycl_layout=self._packed_for[1])
+                           self.symmetric, sycl_layout=self._sycl_layout)
         out = {"weight": c.weight, "weight_scale": c.scale}
         if c.zero is not None:
             out["weight_zero"] = c.zero
@@ -127,16 +127,14 @@ class QuantLinear(nn.Module):
 
     def _apply(self, fn, *args, **kwargs):
         # A cast (model.to(torch.bfloat16)) leaves the uint8 layout, and so the fp32 scales inside it, untouched.
-        # A move carries the bytes as they are: they are still laid out for the old backend's kernels.
-        packed_for = self._packed_for
+        # A move carries the bytes as they are, in the layout of the kernels they were packed for.
         super()._apply(fn, *args, **kwargs)
-        if packed_for != self._backend():
-            self._repack_from(packed_for)
+        self._repack_if_needed()
         return self
 
-    def _repack_from(self, packed_for) -> None:
-        self._packed_for = packed_for  # canonical() reads the layout the bytes are in
-        self._pack(self.canonical())
+    def _repack_if_needed(self) -> None:
+        if self._sycl_layout != self._sycl_wanted():
+            self._pack(self.canonical())  # canonical() reads the bytes in the layout they are in
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
@@ -184,10 +182,8 @@ class QuantLinear(nn.Module):
         # The packed weight is this layer's own, so only x is checked here (the functional lowbit.ops.* check
         # every argument; the C++ op checks again): the per-call cost matters at decode, where a step is many
         # small calls.
+        self._repack_if_needed()  # lowbit.sycl.route_cpu may have been switched since packing
         packed = self.packed_weight
-        if self._packed_for[1] != sycl.handles(packed.device):  # lowbit.sycl.route_cpu was switched since packing
-            self._repack_from(self._packed_for)
-            packed = self.packed_weight
         if not isinstance(x, Tensor) or x.dtype not in ops.ACTIVATION_DTYPES or x.dim() == 0 \
                 or x.shape[-1] != self.in_features or x.device != packed.device:
             self._explain_bad_input(x)
