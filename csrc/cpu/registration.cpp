@@ -13,7 +13,6 @@
 
 #include "canonical_checks.h"
 #include "cpu/kernels/isa.h"
-#include "cpu/kernels/linear.h"
 #include "cpu/kernels/pack.h"
 
 namespace {
@@ -171,9 +170,11 @@ Prepared prepare(const Tensor& x, const Tensor& packed, int64_t N, const std::op
   return p;
 }
 
-// x -> fp32 [M][K] (a no-op for fp32 input), rows converted in parallel.
+// x -> fp32 [M][K] (a no-op for fp32 input), rows converted in parallel. bf16 input also stays available as
+// it is (LinearArgs::x_bf16), for the variants that multiply bf16 pairs.
 const float* x_as_f32(const Tensor& x, Prepared& p) {
   if (x.scalar_type() == ScalarType::Float) return x.const_data_ptr<float>();
+  if (x.scalar_type() == ScalarType::BFloat16) p.args.x_bf16 = static_cast<const uint16_t*>(x.const_data_ptr());
   const auto& a = p.args;
   Tensor xf = torch::stable::new_empty(x, {a.M, a.K}, ScalarType::Float);
   p.keep_alive.push_back(xf);
@@ -193,7 +194,7 @@ Tensor linear_a16w8(Tensor x, Tensor packed, int64_t out_features, std::optional
   p.args.x = x_as_f32(x, p);
   const lc::KernelTable& kt = lc::active_kernels();
   parallel(lc::num_panels(out_features),
-           [&](int64_t p0, int64_t p1) { lc::linear_a16w8_panels(kt, p.args, p0, p1); });
+           [&](int64_t p0, int64_t p1) { kt.linear_a16w8(kt, p.args, p0, p1); });
   return p.out;
 }
 
@@ -208,7 +209,7 @@ Tensor linear_a16w4(Tensor x, Tensor packed, int64_t out_features, int64_t group
   p.args.x = x_as_f32(x, p);
   const lc::KernelTable& kt = lc::active_kernels();
   parallel(lc::num_panels(out_features),
-           [&](int64_t p0, int64_t p1) { lc::linear_a16w4_panels(kt, p.args, p0, p1); });
+           [&](int64_t p0, int64_t p1) { kt.linear_a16w4(kt, p.args, p0, p1); });
   return p.out;
 }
 
@@ -229,7 +230,7 @@ Tensor linear_da8w8(Tensor x, Tensor packed, int64_t out_features, std::optional
   });
   a.xq = q;
   a.x_scale = s;
-  parallel(lc::num_panels(out_features), [&](int64_t p0, int64_t p1) { lc::linear_da8w8_panels(kt, a, p0, p1); });
+  parallel(lc::num_panels(out_features), [&](int64_t p0, int64_t p1) { kt.linear_da8w8(kt, a, p0, p1); });
   return p.out;
 }
 

@@ -99,22 +99,24 @@ TEST(far_panel_of_every_mode_beyond_2_pow_31_outputs) {
 
     // M = 3: the decode path, M = 7: a fused 4-row tile and a 3-row tile; y offsets reach 6 * 2^30 elements (24 GiB of fp32)
     for (int64_t M : {3, 7}) {
-      const std::vector<float> x = random_floats(M * kK);
+      const std::vector<float> x = random_bf16_floats(M * kK);
+      const std::vector<uint16_t> xb = to_bf16(x);
       for (ActDType t : {ActDType::f32, ActDType::bf16}) {
         lc::LinearArgs a;
         a.M = M, a.K = kK, a.N = kN, a.x = x.data(), a.y_dtype = t;
+        a.x_bf16 = t == ActDType::bf16 ? xb.data() : nullptr;
         a.packed = p8.as<uint8_t>();
-        far_panel(*kt, a, lc::linear_a16w8_panels,
+        far_panel(*kt, a, kt->linear_a16w8,
                   [&](int64_t i, int64_t n) { return expect_a16w8(x.data(), kK, fw.w8, nullptr, i, n); }, "a16w8");
         a.packed = p4.as<uint8_t>(), a.group = kK;
-        far_panel(*kt, a, lc::linear_a16w4_panels,
+        far_panel(*kt, a, kt->linear_a16w4,
                   [&](int64_t i, int64_t n) { return expect_a16w4(x.data(), kK, fw.w4, nullptr, i, n); }, "a16w4");
         std::vector<int8_t> xq(static_cast<size_t>(M * kK));
         std::vector<float> xs(static_cast<size_t>(M));
         for (int64_t i = 0; i < M; ++i) kt->quantize_row_s8(x.data() + i * kK, kK, kK, xq.data() + i * kK, &xs[i]);
         lc::LinearArgs d = a;
-        d.x = nullptr, d.xq = xq.data(), d.x_scale = xs.data(), d.packed = pd.as<uint8_t>(), d.group = 0;
-        far_panel(*kt, d, lc::linear_da8w8_panels,
+        d.x = nullptr, d.x_bf16 = nullptr, d.xq = xq.data(), d.x_scale = xs.data(), d.packed = pd.as<uint8_t>(), d.group = 0;
+        far_panel(*kt, d, kt->linear_da8w8,
                   [&](int64_t i, int64_t n) { return expect_da8w8(xq.data(), xs.data(), kK, fw.w8, nullptr, i, n); },
                   "da8w8");
       }

@@ -59,7 +59,8 @@ TEST(linear_a16w8_all_paths) {
         lc::pack_a16w8(w.q.data(), w.scales.data(), N, K, packed.data(), 0, lc::num_panels(N));
         const std::vector<float> bias = random_floats(N);
         for (int64_t M : kMs) {
-          const std::vector<float> x = random_floats(M * K);
+          const std::vector<float> x = random_bf16_floats(M * K);  // bf16 values: the bf16 path reads xb
+          const std::vector<uint16_t> xb = to_bf16(x);
           const auto want = expectations(M, N, [&](int64_t i, int64_t n) {
             return expect_a16w8(x.data(), K, w, nullptr, i, n);
           });
@@ -67,8 +68,9 @@ TEST(linear_a16w8_all_paths) {
             for (bool with_bias : {false, true}) {
               lc::LinearArgs a;
               a.M = M, a.K = K, a.N = N, a.x = x.data(), a.packed = packed.data(), a.y_dtype = t;
+              a.x_bf16 = t == ActDType::bf16 ? xb.data() : nullptr;
               a.bias = with_bias ? bias.data() : nullptr;
-              run_and_check(*kt, a, lc::linear_a16w8_panels, want, "a16w8");
+              run_and_check(*kt, a, kt->linear_a16w8, want, "a16w8");
             }
         }
       }
@@ -87,15 +89,17 @@ TEST(linear_a16w4_all_paths) {
                          packed.data(), 0, lc::num_panels(N));
           const std::vector<float> bias = random_floats(N);
           for (int64_t M : kMs) {
-            const std::vector<float> x = random_floats(M * K);
+            const std::vector<float> x = random_bf16_floats(M * K);
+            const std::vector<uint16_t> xb = to_bf16(x);
             const auto want = expectations(M, N, [&](int64_t i, int64_t n) {
               return expect_a16w4(x.data(), K, w, nullptr, i, n);
             });
             for (ActDType t : kDTypes) {
               lc::LinearArgs a;
               a.M = M, a.K = K, a.N = N, a.x = x.data(), a.packed = packed.data(), a.y_dtype = t, a.group = group;
+              a.x_bf16 = t == ActDType::bf16 ? xb.data() : nullptr;
               a.bias = M % 2 ? bias.data() : nullptr;
-              run_and_check(*kt, a, lc::linear_a16w4_panels, want, "a16w4");
+              run_and_check(*kt, a, kt->linear_a16w4, want, "a16w4");
             }
           }
         }
@@ -122,7 +126,7 @@ TEST(linear_da8w8_all_paths) {
             lc::LinearArgs a;
             a.M = M, a.K = K, a.N = N, a.xq = xq.data(), a.x_scale = xs.data(), a.packed = packed.data();
             a.y_dtype = t, a.bias = M % 2 ? bias.data() : nullptr;
-            run_and_check(*kt, a, lc::linear_da8w8_panels, want, "da8w8");
+            run_and_check(*kt, a, kt->linear_da8w8, want, "da8w8");
           }
         }
       }

@@ -20,17 +20,14 @@ using lowbit::cpu::ActDType;
 using lowbit::cpu::KernelTable;
 using lowbit::cpu::kPanel;
 
-// Every variant this CPU can execute, taken straight from its table (not via LOWBIT_CPU_ISA). A variant that
-// isa.cpp knows but this list does not is a test failure, so a new variant cannot go untested.
+// Every variant this CPU can execute (emulated ones included), taken straight from the library's registry
+// (not via LOWBIT_CPU_ISA), so a new variant is tested without editing the tests.
 inline std::vector<const KernelTable*> runnable_variants() {
   std::vector<const KernelTable*> out;
   for (const std::string& name : lowbit::cpu::supported_isas()) {
-    if (name == "avx2")
-      out.push_back(&lowbit::cpu::avx2_kernels());
-    else if (name == "generic")
-      out.push_back(&lowbit::cpu::generic_kernels());
-    else
-      CHECK(false, "variant ", name, " runs here but tests/cpp/util.h has no table for it");
+    const KernelTable* t = lowbit::cpu::find_kernels(name);
+    CHECK(t != nullptr, "variant ", name, " is listed but has no table");
+    if (t) out.push_back(t);
   }
   static bool printed = false;
   if (!printed) {
@@ -54,6 +51,29 @@ inline std::vector<float> random_floats(int64_t n, float lo = -1.f, float hi = 1
   std::vector<float> v(static_cast<size_t>(n));
   for (auto& x : v) x = uniform(lo, hi);
   return v;
+}
+
+// Random values exactly representable in bf16 (and so in fp32 too), and their bf16 bits: the bf16 kernels read
+// the bf16 activations, the others their fp32 widening, and both must mean the same numbers.
+inline std::vector<float> random_bf16_floats(int64_t n, float lo = -1.f, float hi = 1.f) {
+  std::vector<float> v = random_floats(n, lo, hi);
+  for (auto& x : v) {
+    uint32_t u;
+    std::memcpy(&u, &x, 4);
+    u &= 0xffff0000u;
+    std::memcpy(&x, &u, 4);
+  }
+  return v;
+}
+
+inline std::vector<uint16_t> to_bf16(const std::vector<float>& v) {
+  std::vector<uint16_t> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    uint32_t u;
+    std::memcpy(&u, &v[i], 4);
+    out[i] = uint16_t(u >> 16);
+  }
+  return out;
 }
 
 // Canonical weights (lowbit.formats): int8 [N, K] + scales [N]; int4 q [N, K] in 0..15 (unpacked here, packed

@@ -3,8 +3,9 @@
 // Everything under csrc/cpu/kernels/ is plain C++ with no torch dependency: the torch bindings in
 // csrc/cpu/registration.cpp validate tensors, allocate outputs and hand raw pointers to the drivers in
 // linear.h, which tile the work and call the micro-kernels of one instruction-set variant through a
-// KernelTable. Each variant (generic/, avx2/, ...) fills one table from files compiled with its own flags,
-// so adding a variant means adding a folder and one line in isa.cpp.
+// KernelTable. Each variant (generic/, avx2/, avx512_vnni/, ...) fills the fields it overrides from files
+// compiled with its own flags, over a copy of its parent's table (isa.h); adding one is a folder and one
+// lowbit_add_variant() call in CMakeLists.txt.
 #pragma once
 
 #include <cstddef>
@@ -38,9 +39,34 @@ inline int64_t da8w8_panel_bytes(int64_t K) { return kPanel * 8 + round_up4(K) *
 // (no N + 15: out_features is a caller's int, and INT64_MAX must not overflow)
 inline int64_t num_panels(int64_t N) { return N / kPanel + (N % kPanel != 0); }
 
-// ---- Micro-kernels of one instruction-set variant ----
+// ---- Arguments of the linear drivers ----
+struct LinearArgs {
+  int64_t M = 0, K = 0, N = 0;
+  const float* x = nullptr;          // a16*: fp32 activations [M][K]
+  const uint16_t* x_bf16 = nullptr;  // a16*: the same activations as bf16 [M][K] when the op's input is bf16,
+                                     // else null (a variant may read these instead of x)
+  const int8_t* xq = nullptr;        // da8w8: quantized activations [M][round_up4(K)]
+  const float* x_scale = nullptr;    // da8w8: per-row scales [M]
+  const uint8_t* packed = nullptr;   // [num_panels(N)][panel bytes]
+  int64_t group = 0;                 // a16w4 only
+  const float* bias = nullptr;       // fp32 [N] or null
+  void* y = nullptr;                 // output [M][N] in y_dtype
+  ActDType y_dtype = ActDType::f32;
+};
+
+struct KernelTable;
+// A driver computes y for the output panels [p0, p1) (one thread's contiguous share).
+using LinearDriver = void (*)(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1);
+
+// ---- The kernels of one instruction-set variant ----
 struct KernelTable {
   const char* name;
+
+  // The three linear modes over a range of panels. generic fills them with linear.h's drivers, which tile the
+  // work and call the micro-kernels below; a variant overrides one when it needs another tiling (e.g. bf16 pairs).
+  LinearDriver linear_a16w8;
+  LinearDriver linear_a16w4;
+  LinearDriver linear_da8w8;
 
   // Activation row(s) in bf16/fp16/fp32 -> fp32 (exact widening).
   void (*to_f32)(const void* src, ActDType dtype, float* dst, int64_t n);
@@ -83,8 +109,5 @@ struct KernelTable {
   // c[i][0:16] = sum_k a[i][k] * w[k][0:16] in int32, for i < m; a has row stride lda (>= K4); K <= kMaxK8.
   void (*gemm_s8_panel)(const int8_t* a, int64_t lda, const int8_t* w, int64_t K4, int32_t* c, int64_t m);
 };
-
-const KernelTable& generic_kernels();
-const KernelTable& avx2_kernels();
 
 }  // namespace lowbit::cpu

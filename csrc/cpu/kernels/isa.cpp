@@ -1,53 +1,85 @@
 #include "cpu/kernels/isa.h"
 
 #include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "lowbit_variants.inc"  // generated: the fill_kernels_* declarations and LOWBIT_VARIANT_LIST
 
 namespace lowbit::cpu {
 namespace {
 
 struct Variant {
   const char* name;
-  bool (*runs_here)();
-  const KernelTable& (*table)();
+  const char* parent;      // the variant whose table this one starts from (nullptr: none, it fills every field)
+  bool emulated;           // built through SIMDe: correct anywhere, slow, chosen only when asked for
+  bool (*runs_here)();     // __builtin_cpu_supports also checks that the OS saves the vector state (XGETBV)
+  void (*fill)(KernelTable&);
 };
 
-bool always() { return true; }
-bool has_avx2() {
-#if defined(__x86_64__) || defined(__i386__)
-  // __builtin_cpu_supports also checks that the OS saves the YMM state (XGETBV)
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-#else
-  return false;
-#endif
+// Best first (the registry is generated in that order).
+const Variant kVariants[] = {LOWBIT_VARIANT_LIST};
+
+const Variant* find_variant(const std::string& name) {
+  for (const Variant& v : kVariants)
+    if (name == v.name) return &v;
+  return nullptr;
 }
 
-// Best first: the first one that runs here (and is not above the requested one) is chosen.
-const Variant kVariants[] = {
-    {"avx2", has_avx2, avx2_kernels},
-    {"generic", always, generic_kernels},
+// Every field set: a variant without a parent must fill them all, and every other one inherits them.
+bool complete(const KernelTable& t) {
+  static_assert(sizeof(KernelTable) % sizeof(void*) == 0, "KernelTable holds pointers only");
+  void* fields[sizeof(KernelTable) / sizeof(void*)];
+  std::memcpy(fields, &t, sizeof t);
+  for (void* f : fields)
+    if (f == nullptr) return false;
+  return true;
+}
+
+KernelTable build_table(const Variant& v) {
+  KernelTable t{};
+  if (v.parent) t = build_table(*find_variant(v.parent));
+  v.fill(t);
+  t.name = v.name;
+  return t;
+}
+
+// Built once per variant, on first use, and never freed (the tables are read by every op call).
+struct Tables {
+  std::unique_ptr<KernelTable> by_index[sizeof(kVariants) / sizeof(kVariants[0])];
+  Tables() {
+    for (size_t i = 0; i < sizeof(kVariants) / sizeof(kVariants[0]); ++i) {
+      by_index[i] = std::make_unique<KernelTable>(build_table(kVariants[i]));
+      if (!complete(*by_index[i])) std::abort();  // a registry bug: a variant without parent left a field empty
+    }
+  }
 };
+
+const Tables& tables() {
+  static const Tables t;
+  return t;
+}
+
+const KernelTable& table_of(const Variant& v) { return *tables().by_index[&v - kVariants]; }
 
 struct Choice {
   const KernelTable* table = nullptr;
   std::string error;
 };
 
-const Variant* best_runnable() {
-  for (const Variant& v : kVariants)
-    if (v.runs_here()) return &v;
-  return nullptr;  // unreachable: generic always runs
-}
-
 Choice choose() {
+  Choice c;
+  for (const Variant& v : kVariants)
+    if (!v.emulated && v.runs_here()) {
+      c.table = &table_of(v);
+      break;
+    }
   const char* env = std::getenv("LOWBIT_CPU_ISA");
   const std::string requested = env ? env : "";
-  Choice c;
-  c.table = &best_runnable()->table();
   if (requested.empty()) return c;
-  for (const Variant& v : kVariants) {
-    if (requested != v.name) continue;
-    if (v.runs_here())
-      c.table = &v.table();
+  if (const Variant* v = find_variant(requested)) {
+    if (v->runs_here())
+      c.table = &table_of(*v);
     else
       c.error = "LOWBIT_CPU_ISA=" + requested + ": this CPU cannot run that variant";
     return c;
@@ -66,10 +98,20 @@ const Choice& choice() {
 }  // namespace
 
 std::vector<std::string> supported_isas() {
-  std::vector<std::string> out;
+  std::vector<std::string> native, emulated;
   for (const Variant& v : kVariants)
-    if (v.runs_here()) out.emplace_back(v.name);
-  return out;
+    if (v.runs_here()) (v.emulated ? emulated : native).emplace_back(v.name);
+  // generic stays last: native best-first, then the emulated ones
+  const std::string last = native.back();
+  native.pop_back();
+  native.insert(native.end(), emulated.begin(), emulated.end());
+  native.push_back(last);
+  return native;
+}
+
+const KernelTable* find_kernels(const std::string& name) {
+  const Variant* v = find_variant(name);
+  return v ? &table_of(*v) : nullptr;
 }
 
 const KernelTable& active_kernels() { return *choice().table; }

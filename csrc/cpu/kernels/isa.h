@@ -1,5 +1,9 @@
 // Which instruction-set variant runs: chosen once, on first use, from CPUID and the LOWBIT_CPU_ISA
 // environment variable (which may only lower the choice, so tests can force every variant this machine runs).
+//
+// The variants and their order come from the lowbit_add_variant() calls in CMakeLists.txt. A variant's table
+// starts as a copy of its parent's and is then filled by its own folder's table.cpp with the kernels it
+// overrides (the fallback map of ggml-cpu, by field name), so a new variant writes only what it speeds up.
 #pragma once
 
 #include <string>
@@ -9,8 +13,11 @@
 
 namespace lowbit::cpu {
 
-// Variants, best first. A name here is a folder under kernels/ and a table in api.h.
-std::vector<std::string> supported_isas();  // those this CPU can execute
+// Variants this CPU can execute: native ones best first, then emulated ones ("<name>-emu", built only with
+// LOWBIT_EMULATED_ISAS; never chosen unless asked for), "generic" last.
+std::vector<std::string> supported_isas();
+// The complete table of a variant by name, or nullptr for an unknown name (whether or not it runs here).
+const KernelTable* find_kernels(const std::string& name);
 const KernelTable& active_kernels();          // the chosen table; never changes after the first call
 // Empty when LOWBIT_CPU_ISA is unset or valid; otherwise why it was refused (the best variant is used).
 const std::string& isa_request_error();

@@ -1,0 +1,110 @@
+// The x86 intrinsics of the AVX-512 variants: the compiler's own (<immintrin.h>), or, in an emulated build
+// (LOWBIT_SIMDE, the "<variant>-emu" twins), SIMDe's portable implementations under the same names, so one
+// kernel source runs natively where the CPU has the instructions and emulated (with AVX2) anywhere else.
+// Where SIMDe and the hardware differ, the emulation is told here what the hardware does.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#if defined(LOWBIT_SIMDE)
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+
+// Intrinsics SIMDe 0.8.2 lacks, written from their documented semantics (Intel Intrinsics Guide) in scalar
+// code (tests/cpp/test_emulation.cpp checks them against the hardware where it has the instructions). Macros
+// rather than functions of the same name: GCC's <immintrin.h> already declares those names.
+namespace lowbit::cpu::emulation {
+
+// vpmovsxbd: 16 signed bytes -> 16 int32
+inline simde__m512i cvtepi8_epi32(simde__m128i a) {
+  int8_t in[16];
+  int32_t out[16];
+  std::memcpy(in, &a, 16);
+  for (int i = 0; i < 16; ++i) out[i] = in[i];
+  simde__m512i r;
+  std::memcpy(&r, out, 64);
+  return r;
+}
+
+// vpmovzxbd: 16 unsigned bytes -> 16 int32
+inline simde__m512i cvtepu8_epi32(simde__m128i a) {
+  uint8_t in[16];
+  int32_t out[16];
+  std::memcpy(in, &a, 16);
+  for (int i = 0; i < 16; ++i) out[i] = in[i];
+  simde__m512i r;
+  std::memcpy(&r, out, 64);
+  return r;
+}
+
+// vmovdqu8 with zero-masking: byte i from p when bit i of k is set, else 0; masked-off bytes are not read
+inline simde__m512i maskz_loadu_epi8(simde__mmask64 k, const void* p) {
+  uint8_t out[64];
+  for (int i = 0; i < 64; ++i) out[i] = (k >> i) & 1 ? static_cast<const uint8_t*>(p)[i] : 0;
+  simde__m512i r;
+  std::memcpy(&r, out, 64);
+  return r;
+}
+
+// sum of the 16 int32 lanes, wrapping like the vector adds it stands for
+inline int32_t reduce_add_epi32(simde__m512i a) {
+  uint32_t in[16], s = 0;
+  std::memcpy(in, &a, 64);
+  for (uint32_t v : in) s += v;
+  return int32_t(s);
+}
+
+}  // namespace lowbit::cpu::emulation
+
+#define _mm512_cvtepi8_epi32(a) ::lowbit::cpu::emulation::cvtepi8_epi32(a)
+#define _mm512_cvtepu8_epi32(a) ::lowbit::cpu::emulation::cvtepu8_epi32(a)
+#define _mm512_maskz_loadu_epi8(k, p) ::lowbit::cpu::emulation::maskz_loadu_epi8(k, p)
+#define _mm512_reduce_add_epi32(a) ::lowbit::cpu::emulation::reduce_add_epi32(a)
+#else
+#include <immintrin.h>
+#endif
+
+namespace lowbit::cpu::LOWBIT_VARIANT_NS {
+
+// 32 bf16 values (16 pairs) from their bits: a vector cast natively; a copy between SIMDe's structs.
+inline __m512bh as_bf16x32(__m512i v) {
+#if defined(LOWBIT_SIMDE)
+  __m512bh r;
+  std::memcpy(&r, &v, sizeof r);
+  return r;
+#else
+  return (__m512bh)v;
+#endif
+}
+
+// acc + a[2j] * b[2j] + a[2j+1] * b[2j+1] per fp32 lane j (vdpbf16ps). The hardware treats bf16 subnormal
+// inputs as zero and flushes subnormal results (DAZ/FTZ, MXCSR not consulted; measured on Zen 5:
+// isa-verification.md); SIMDe 0.8.2 keeps subnormals, so the emulation flushes inputs and result itself.
+inline __m512 dpbf16(__m512 acc, __m512i a, __m512i b) {
+#if defined(LOWBIT_SIMDE)
+  uint16_t ab[2][32];
+  std::memcpy(ab[0], &a, 64);
+  std::memcpy(ab[1], &b, 64);
+  for (auto& v : ab)
+    for (uint16_t& h : v)
+      if ((h & 0x7f80u) == 0) h &= 0x8000u;  // subnormal (or zero) bf16 -> signed zero
+  std::memcpy(&a, ab[0], 64);
+  std::memcpy(&b, ab[1], 64);
+  uint32_t f[16];
+  std::memcpy(f, &acc, 64);
+  for (uint32_t& u : f)
+    if ((u & 0x7f800000u) == 0) u &= 0x80000000u;
+  std::memcpy(&acc, f, 64);
+  __m512 r = _mm512_dpbf16_ps(acc, as_bf16x32(a), as_bf16x32(b));
+  std::memcpy(f, &r, 64);
+  for (uint32_t& u : f)
+    if ((u & 0x7f800000u) == 0) u &= 0x80000000u;
+  std::memcpy(&r, f, 64);
+  return r;
+#else
+  return _mm512_dpbf16_ps(acc, as_bf16x32(a), as_bf16x32(b));
+#endif
+}
+
+}  // namespace lowbit::cpu::LOWBIT_VARIANT_NS
