@@ -18,9 +18,10 @@
 namespace lowbit::cpu::LOWBIT_VARIANT_NS {
 namespace {
 
-constexpr int64_t kRowBlock = 64;  // rows whose fp32 results [64][16] stay in L1 beside the tile
-constexpr int64_t kChunk = 512;    // k per bf16 tile: 256 pairs x 64 bytes = 16 KiB
-constexpr int kMaxRows = 12;       // 12 independent accumulators cover vdpbf16ps's latency
+constexpr int64_t kRowBlock = 64;  // rows whose fp32 results [64][2 x 16] stay in L1 beside the tile
+constexpr int64_t kChunk = 256;    // k per bf16 tile: 128 pairs x 2 panels x 64 bytes = 16 KiB
+constexpr int kMaxRows = 12;       // 12 rows x 2 panels = 24 accumulators
+constexpr int kPrefetch = 1024;    // bytes ahead of the packed weights being converted
 
 int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -46,71 +47,187 @@ inline __m512 widen_s8(const uint8_t* p) {
   return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
 }
 
-// k in [k0, k0 + kc) of an a16w8 panel as bf16 pairs: tile[(kc + 1) / 2][16] dwords; an odd last k pairs with 0.
-void tile_a16w8(const uint8_t* panel, int64_t k0, int64_t kc, __m512i* tile) {
-  const uint8_t* w = panel + kPanel * 4 + k0 * kPanel;
-  int64_t k = 0;
-  for (; k + 2 <= kc; k += 2) tile[k / 2] = pair_bf16(widen_s8(w + k * kPanel), widen_s8(w + (k + 1) * kPanel));
-  if (k < kc) tile[k / 2] = pair_bf16(widen_s8(w + k * kPanel), _mm512_setzero_ps());
-}
+// Weight sources: get(p, w) fills w[0..NP) with the bf16 pairs (k, k+1), k = 2p, of NP panels (an odd last k
+// pairs with 0).
 
-// k in [k0, k0 + kc) of one a16w4 group (k0, kc even): each packed byte already holds the pair (k, k + 1).
-void tile_a16w4(const uint8_t* q, int64_t kc, __m512i* tile) {
-  const __m512i low4 = _mm512_set1_epi32(15);
-  for (int64_t k = 0; k < kc; k += 2) {
-    const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + k / 2 * kPanel)));
-    tile[k / 2] = pair_bf16(_mm512_cvtepi32_ps(_mm512_and_si512(b, low4)), _mm512_cvtepi32_ps(_mm512_srli_epi32(b, 4)));
-  }
-}
-
-// out[r][0:16] (+)= x[r][0:kc] . tile for r < R; x has row stride ldx (in bf16 elements), starts at an even k.
-template <int R>
-void dot_tile(const uint16_t* x, int64_t ldx, const __m512i* tile, int64_t kc, float* out, bool accumulate) {
-  __m512 acc[R];
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) acc[r] = accumulate ? _mm512_loadu_ps(out + r * kPanel) : _mm512_setzero_ps();
-  const int64_t pairs = kc / 2;
-  for (int64_t p = 0; p < pairs; ++p) {
-    const __m512i w = _mm512_load_si512(tile + p);
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      int32_t xx;
-      std::memcpy(&xx, x + r * ldx + 2 * p, 4);  // (x[k], x[k + 1]) as one dword
-      acc[r] = dpbf16(acc[r], _mm512_set1_epi32(xx), w);
+// a16w8: k-major int8 rows of NP panels, converted in registers.
+template <int NP>
+struct ConvertS8 {
+  const uint8_t* w[NP];  // row k0 of each panel
+  int64_t kc;
+  void get(int64_t p, __m512i* out) const {
+#pragma GCC unroll 2
+    for (int j = 0; j < NP; ++j) {
+      const uint8_t* r = w[j] + 2 * p * kPanel;
+      _mm_prefetch(reinterpret_cast<const char*>(r) + kPrefetch, _MM_HINT_T0);
+      out[j] = pair_bf16(widen_s8(r), 2 * p + 1 < kc ? widen_s8(r + kPanel) : _mm512_setzero_ps());
     }
   }
-  if (kc % 2) {  // the last k of an odd K: its pair is (x[k], 0), never reading past the row
-    const __m512i w = _mm512_load_si512(tile + pairs);
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) acc[r] = dpbf16(acc[r], _mm512_set1_epi32(x[r * ldx + kc - 1]), w);
+};
+
+// a16w4: byte j of a k pair holds q[k][j] | q[k+1][j] << 4, already the pair wanted.
+template <int NP>
+struct ConvertS4 {
+  const uint8_t* q[NP];  // the byte of k0, k0 + 1 in each panel's group
+  void get(int64_t p, __m512i* out) const {
+    const __m512i low4 = _mm512_set1_epi32(15);
+#pragma GCC unroll 2
+    for (int j = 0; j < NP; ++j) {
+      const uint8_t* r = q[j] + p * kPanel;
+      _mm_prefetch(reinterpret_cast<const char*>(r) + kPrefetch, _MM_HINT_T0);
+      const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r)));
+      out[j] = pair_bf16(_mm512_cvtepi32_ps(_mm512_and_si512(b, low4)), _mm512_cvtepi32_ps(_mm512_srli_epi32(b, 4)));
+    }
   }
+};
+
+// Pairs converted earlier by the first row tile: tile[p * NP + j].
+template <int NP>
+struct FromTile {
+  const __m512i* t;
+  void get(int64_t p, __m512i* out) const {
+#pragma GCC unroll 2
+    for (int j = 0; j < NP; ++j) out[j] = _mm512_load_si512(t + p * NP + j);
+  }
+};
+
+// out[r][j * 16 + c] (+)= x[r][0:kc] . (pairs of panel j) for r < R, j < NP; x has row stride ldx (bf16
+// elements) and starts at an even k. With `store`, the pairs also go to store[p * NP + j] for later row tiles.
+template <int R, int NP, typename Src>
+void dot_tile(const Src& src, const uint16_t* x, int64_t ldx, int64_t kc, float* out, bool accumulate,
+              __m512i* store) {
+  __m512 acc[R][NP];
 #pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) _mm512_storeu_ps(out + r * kPanel, acc[r]);
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+    for (int j = 0; j < NP; ++j)
+      acc[r][j] = accumulate ? _mm512_loadu_ps(out + (r * NP + j) * kPanel) : _mm512_setzero_ps();
+  const int64_t pairs = kc / 2;
+  auto step = [&](int64_t p, auto x_pair) {
+    __m512i w[NP];
+    src.get(p, w);
+    if (store)
+#pragma GCC unroll 2
+      for (int j = 0; j < NP; ++j) _mm512_store_si512(store + p * NP + j, w[j]);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512i xv = _mm512_set1_epi32(x_pair(r));
+#pragma GCC unroll 2
+      for (int j = 0; j < NP; ++j) acc[r][j] = dpbf16(acc[r][j], xv, w[j]);
+    }
+  };
+  for (int64_t p = 0; p < pairs; ++p)
+    step(p, [&](int r) {
+      int32_t xx;
+      std::memcpy(&xx, x + r * ldx + 2 * p, 4);  // (x[k], x[k + 1]) as one dword
+      return xx;
+    });
+  if (kc % 2)  // the last k of an odd K: its pair is (x[k], 0), never reading past the row
+    step(pairs, [&](int r) { return int32_t(x[r * ldx + kc - 1]); });
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+    for (int j = 0; j < NP; ++j) _mm512_storeu_ps(out + (r * NP + j) * kPanel, acc[r][j]);
 }
 
-using DotFn = void (*)(const uint16_t*, int64_t, const __m512i*, int64_t, float*, bool);
-constexpr DotFn kDots[kMaxRows + 1] = {nullptr,     dot_tile<1>, dot_tile<2>, dot_tile<3>,  dot_tile<4>,
-                                       dot_tile<5>, dot_tile<6>, dot_tile<7>, dot_tile<8>,  dot_tile<9>,
-                                       dot_tile<10>, dot_tile<11>, dot_tile<12>};
+template <int NP, typename Src>
+void dot_tile_rows(int64_t rows, const Src& src, const uint16_t* x, int64_t ldx, int64_t kc, float* out,
+                   bool accumulate, __m512i* store) {
+  switch (rows) {
+#define LOWBIT_ROWS(R) \
+  case R: return dot_tile<R, NP>(src, x, ldx, kc, out, accumulate, store);
+    LOWBIT_ROWS(1) LOWBIT_ROWS(2) LOWBIT_ROWS(3) LOWBIT_ROWS(4) LOWBIT_ROWS(5) LOWBIT_ROWS(6)
+    LOWBIT_ROWS(7) LOWBIT_ROWS(8) LOWBIT_ROWS(9) LOWBIT_ROWS(10) LOWBIT_ROWS(11) LOWBIT_ROWS(12)
+#undef LOWBIT_ROWS
+  }
+}
 
-// out[i] (+)= x[i] . tile for i < m, in balanced register tiles.
-void dot_rows(const uint16_t* x, int64_t ldx, const __m512i* tile, int64_t kc, float* out, int64_t m,
-              bool accumulate) {
+// out[i] (+)= x[i] . (the chunk's weights) for i < m, in balanced register tiles of at most kMaxRows rows.
+// The first tile converts the weights in registers; only when more tiles follow does it also write them to
+// `tile` for those (so a single tile, e.g. M = 8, never stores them).
+template <int NP, typename Src>
+void dot_rows(const Src& src, const uint16_t* x, int64_t ldx, int64_t kc, float* out, int64_t m, bool accumulate,
+              __m512i* tile) {
   const int64_t tiles = (m + kMaxRows - 1) / kMaxRows;
-  for (int64_t t = 0, i = 0; t < tiles; ++t) {
+  const int64_t r0 = tile_rows(m, tiles);
+  dot_tile_rows<NP>(r0, src, x, ldx, kc, out, accumulate, tiles > 1 ? tile : nullptr);
+  for (int64_t t = 1, i = r0; t < tiles; ++t) {
     const int64_t r = tile_rows(m - i, tiles - t);
-    kDots[r](x + i * ldx, ldx, tile, kc, out + i * kPanel, accumulate);
+    dot_tile_rows<NP>(r, FromTile<NP>{tile}, x + i * ldx, ldx, kc, out + i * NP * kPanel, accumulate, nullptr);
     i += r;
   }
 }
 
-// Rows [i0, i0 + m) of panel p: c[m][16] -> y (only the columns that exist), bias added in fp32.
-void store_panel(const KernelTable& kt, const LinearArgs& a, const float* c, int64_t p, int64_t i0, int64_t m) {
+// Rows [i0, i0 + m) of panel p: c (row stride ldc) -> y, only the columns that exist, bias added in fp32.
+void store_panel(const KernelTable& kt, const LinearArgs& a, const float* c, int64_t ldc, int64_t p, int64_t i0,
+                 int64_t m) {
   const int64_t n0 = p * kPanel, width = min64(kPanel, a.N - n0);
   const size_t es = a.y_dtype == ActDType::f32 ? 4 : 2;
   for (int64_t i = 0; i < m; ++i) {
     auto* dst = static_cast<char*>(a.y) + ((i0 + i) * a.N + n0) * es;
-    kt.from_f32(c + i * kPanel, a.bias ? a.bias + n0 : nullptr, dst, a.y_dtype, width);
+    kt.from_f32(c + i * ldc, a.bias ? a.bias + n0 : nullptr, dst, a.y_dtype, width);
+  }
+}
+
+}  // namespace
+
+namespace {
+
+template <int NP>
+void a16w8_panels(const KernelTable& kt, const LinearArgs& a, int64_t p, __m512i* tile, float* c) {
+  const int64_t panel_bytes = a16w8_panel_bytes(a.K);
+  const uint8_t* panel[NP];
+  for (int j = 0; j < NP; ++j) panel[j] = a.packed + (p + j) * panel_bytes;
+  for (int64_t i0 = 0; i0 < a.M; i0 += kRowBlock) {
+    const int64_t m = min64(kRowBlock, a.M - i0);
+    for (int64_t k0 = 0; k0 < a.K; k0 += kChunk) {
+      const int64_t kc = min64(kChunk, a.K - k0);
+      ConvertS8<NP> src;
+      for (int j = 0; j < NP; ++j) src.w[j] = panel[j] + kPanel * 4 + k0 * kPanel;
+      src.kc = kc;
+      dot_rows<NP>(src, a.x_bf16 + i0 * a.K + k0, a.K, kc, c, m, k0 > 0, tile);
+    }
+    for (int j = 0; j < NP; ++j) {
+      const __m512 s = _mm512_loadu_ps(reinterpret_cast<const float*>(panel[j]));  // the panel's scales
+      for (int64_t i = 0; i < m; ++i) {
+        float* ci = c + (i * NP + j) * kPanel;
+        _mm512_storeu_ps(ci, _mm512_mul_ps(_mm512_loadu_ps(ci), s));
+      }
+      store_panel(kt, a, c + j * kPanel, NP * kPanel, p + j, i0, m);
+    }
+  }
+}
+
+template <int NP>
+void a16w4_panels(const KernelTable& kt, const LinearArgs& a, const float* sums, int64_t p, __m512i* tile,
+                  float* gsum, float* c) {
+  const int64_t groups = a.K / a.group;
+  const int64_t panel_bytes = a16w4_panel_bytes(a.K, a.group), group_bytes = a16w4_group_bytes(a.group);
+  for (int64_t i0 = 0; i0 < a.M; i0 += kRowBlock) {
+    const int64_t m = min64(kRowBlock, a.M - i0);
+    for (int64_t i = 0; i < m * NP * kPanel; i += 16) _mm512_storeu_ps(c + i, _mm512_setzero_ps());
+    for (int64_t g = 0; g < groups; ++g) {
+      const uint8_t* gp[NP];
+      for (int j = 0; j < NP; ++j) gp[j] = a.packed + (p + j) * panel_bytes + g * group_bytes;
+      for (int64_t kg = 0; kg < a.group; kg += kChunk) {  // chunks inside the group (even k, as pairs need)
+        const int64_t kc = min64(kChunk, a.group - kg);
+        ConvertS4<NP> src;
+        for (int j = 0; j < NP; ++j) src.q[j] = gp[j] + kPanel * 8 + kg / 2 * kPanel;
+        dot_rows<NP>(src, a.x_bf16 + i0 * a.K + g * a.group + kg, a.K, kc, gsum, m, kg > 0, tile);
+      }
+      // c += s * (x . q - z * sum(x)), per panel, with that group's activation sums
+      for (int j = 0; j < NP; ++j) {
+        const auto* sz = reinterpret_cast<const float*>(gp[j]);
+        const __m512 s = _mm512_loadu_ps(sz), z = _mm512_loadu_ps(sz + 16);
+        for (int64_t i = 0; i < m; ++i) {
+          const __m512 xs = _mm512_set1_ps(sums[(i0 + i) * groups + g]);
+          float* ci = c + (i * NP + j) * kPanel;
+          const __m512 gi = _mm512_loadu_ps(gsum + (i * NP + j) * kPanel);
+          _mm512_storeu_ps(ci, _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, xs, gi), _mm512_loadu_ps(ci)));
+        }
+      }
+    }
+    for (int j = 0; j < NP; ++j) store_panel(kt, a, c + j * kPanel, NP * kPanel, p + j, i0, m);
   }
 }
 
@@ -118,23 +235,11 @@ void store_panel(const KernelTable& kt, const LinearArgs& a, const float* c, int
 
 void linear_a16w8(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1) {
   if (a.x_bf16 == nullptr || a.M <= kGemvRows) return linear_a16w8_panels(kt, a, p0, p1);
-  const int64_t panel_bytes = a16w8_panel_bytes(a.K);
-  __m512i tile[kChunk / 2];
-  alignas(64) float c[kRowBlock * kPanel];
-  for (int64_t p = p0; p < p1; ++p) {
-    const uint8_t* panel = a.packed + p * panel_bytes;
-    const __m512 s = _mm512_loadu_ps(reinterpret_cast<const float*>(panel));
-    for (int64_t i0 = 0; i0 < a.M; i0 += kRowBlock) {
-      const int64_t m = min64(kRowBlock, a.M - i0);
-      for (int64_t k0 = 0; k0 < a.K; k0 += kChunk) {
-        const int64_t kc = min64(kChunk, a.K - k0);
-        tile_a16w8(panel, k0, kc, tile);
-        dot_rows(a.x_bf16 + i0 * a.K + k0, a.K, tile, kc, c, m, k0 > 0);
-      }
-      for (int64_t i = 0; i < m; ++i) _mm512_storeu_ps(c + i * kPanel, _mm512_mul_ps(_mm512_loadu_ps(c + i * kPanel), s));
-      store_panel(kt, a, c, p, i0, m);
-    }
-  }
+  __m512i tile[kChunk / 2 * 2];
+  alignas(64) float c[kRowBlock * 2 * kPanel];
+  int64_t p = p0;
+  for (; p + 2 <= p1; p += 2) a16w8_panels<2>(kt, a, p, tile, c);
+  if (p < p1) a16w8_panels<1>(kt, a, p, tile, c);
 }
 
 void linear_a16w4(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1) {
@@ -148,33 +253,12 @@ void linear_a16w4(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_
       for (int64_t k = g * a.group; k < (g + 1) * a.group; ++k) t += a.x[i * a.K + k];
       sums.p[i * groups + g] = t;
     }
-  const int64_t panel_bytes = a16w4_panel_bytes(a.K, a.group), group_bytes = a16w4_group_bytes(a.group);
-  __m512i tile[kChunk / 2];
-  alignas(64) float gsum[kRowBlock * kPanel];  // the raw dot products of the group so far
-  alignas(64) float c[kRowBlock * kPanel];
-  for (int64_t p = p0; p < p1; ++p) {
-    const uint8_t* panel = a.packed + p * panel_bytes;
-    for (int64_t i0 = 0; i0 < a.M; i0 += kRowBlock) {
-      const int64_t m = min64(kRowBlock, a.M - i0);
-      for (int64_t i = 0; i < m * kPanel; i += 16) _mm512_storeu_ps(c + i, _mm512_setzero_ps());
-      for (int64_t g = 0; g < groups; ++g) {
-        const uint8_t* gp = panel + g * group_bytes;
-        for (int64_t kg = 0; kg < a.group; kg += kChunk) {  // chunks inside the group (even k, as pairs need)
-          const int64_t kc = min64(kChunk, a.group - kg);
-          tile_a16w4(gp + kPanel * 8 + kg / 2 * kPanel, kc, tile);
-          dot_rows(a.x_bf16 + i0 * a.K + g * a.group + kg, a.K, tile, kc, gsum, m, kg > 0);
-        }
-        const auto* sz = reinterpret_cast<const float*>(gp);
-        const __m512 s = _mm512_loadu_ps(sz), z = _mm512_loadu_ps(sz + 16);
-        for (int64_t i = 0; i < m; ++i) {
-          const __m512 xs = _mm512_set1_ps(sums.p[(i0 + i) * groups + g]);
-          _mm512_storeu_ps(c + i * kPanel, _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, xs, _mm512_loadu_ps(gsum + i * kPanel)),
-                                                           _mm512_loadu_ps(c + i * kPanel)));
-        }
-      }
-      store_panel(kt, a, c, p, i0, m);
-    }
-  }
+  __m512i tile[kChunk / 2 * 2];
+  alignas(64) float gsum[kRowBlock * 2 * kPanel];  // the raw dot products of the group so far
+  alignas(64) float c[kRowBlock * 2 * kPanel];
+  int64_t p = p0;
+  for (; p + 2 <= p1; p += 2) a16w4_panels<2>(kt, a, sums.p, p, tile, gsum, c);
+  if (p < p1) a16w4_panels<1>(kt, a, sums.p, p, tile, gsum, c);
 }
 
 }  // namespace lowbit::cpu::LOWBIT_VARIANT_NS
