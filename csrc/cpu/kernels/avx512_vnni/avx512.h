@@ -17,6 +17,8 @@ void gemm_a16w8_chunk(const uint8_t* panel, int64_t k0, int64_t kc, const float*
 void gemm_a16w4_chunk(const uint8_t* panel, int64_t group, int64_t k0, int64_t kc, const float* a, int64_t lda,
                       const float* xsum, int64_t ldxs, float* g, float* c, int64_t m, float* tile);
 void gemm_s8_panel(const int8_t* a, int64_t lda, const int8_t* w, int64_t K4, int32_t* c, int64_t m);
+// da8w8's driver, two panels per register tile
+void linear_da8w8(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1);
 
 // Rows of the next register tile when `left` rows remain for `tiles` tiles: spread evenly (a short last tile
 // would wait on the FMA latency with too few independent accumulators).
