@@ -21,7 +21,6 @@ namespace {
 constexpr int64_t kRowBlock = 64;  // rows whose fp32 results [64][2 x 16] stay in L1 beside the tile
 constexpr int64_t kChunk = 256;    // k per bf16 tile: 128 pairs x 2 panels x 64 bytes = 16 KiB
 constexpr int kMaxRows = 12;       // 12 rows x 2 panels = 24 accumulators
-constexpr int kPrefetch = 1024;    // bytes ahead of the packed weights being converted
 
 int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -29,7 +28,7 @@ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 // flags, and the linker may keep that copy for code that runs on CPUs without AVX-512.
 struct FloatBuffer {
   float* p;
-  explicit FloatBuffer(int64_t n) : p(new float[size_t(n)]) {}
+  explicit FloatBuffer(int64_t n) : p(n > 0 ? new float[size_t(n)] : nullptr) {}
   ~FloatBuffer() { delete[] p; }
   FloatBuffer(const FloatBuffer&) = delete;
   FloatBuffer& operator=(const FloatBuffer&) = delete;
@@ -231,6 +230,85 @@ void a16w4_panels(const KernelTable& kt, const LinearArgs& a, const float* sums,
   }
 }
 
+// Decode (M <= kGemvRows) of a16w4 with bf16 activations, straight from the packed panel. A byte b holding the
+// nibble pair (q, q') becomes the bf16 pair (1 + q/16, 1 + q'/16) in three instructions: zero-extend to a
+// dword, multiply by 0x8008 (b << 3 | b << 15: q lands in bits 3-6, q' in bits 19-22) and keep those bits
+// under the bf16 exponent of 1.0 (0x3f80). Then sum_k x (1 + q/16) = sum(x) + (x . q) / 16, so per group
+//   s * (x . q - z * sum(x)) = s * (16 * acc - (16 + z) * sum(x)),
+// 16 * acc being exact. (The FMA path converts each nibble to fp32: 5 instructions per pair before its FMAs.)
+template <int R>
+void gemv_a16w4_rows(const uint8_t* panel, int64_t K, int64_t group, const uint16_t* x, int64_t ldx,
+                     const float* xsum, int64_t ldxs, float* c) {
+  const __m512i mul = _mm512_set1_epi32(0x8008), bits = _mm512_set1_epi32(0x00780078),
+                one = _mm512_set1_epi32(0x3f803f80);
+  const int64_t groups = K / group, group_bytes = a16w4_group_bytes(group);
+  __m512 out[R];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) out[r] = _mm512_setzero_ps();
+  auto pair_at = [&](const uint8_t* q) {
+    _mm_prefetch(reinterpret_cast<const char*>(q) + kPrefetch, _MM_HINT_T0);
+    const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
+    return _mm512_ternarylogic_epi32(_mm512_mullo_epi32(b, mul), bits, one, 0xea);  // (a & b) | c
+  };
+  auto x_pair = [&](int r, int64_t k) {
+    int32_t xx;
+    std::memcpy(&xx, x + r * ldx + k, 4);
+    return _mm512_set1_epi32(xx);
+  };
+  for (int64_t g = 0; g < groups; ++g) {
+    const uint8_t* gp = panel + g * group_bytes;
+    const uint8_t* q = gp + kPanel * 8;
+    const int64_t kg = g * group;
+    // C chains per row over alternate k pairs: one would wait on vdpbf16ps's latency (about 6 cycles against
+    // 1-2 cycles of loads per pair at M = 1)
+    constexpr int C = R == 1 ? 4 : 2;
+    __m512 acc[R][C];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int j = 0; j < C; ++j) acc[r][j] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 2 * C <= group; k += 2 * C) {
+      __m512i w[C];
+#pragma GCC unroll 4
+      for (int j = 0; j < C; ++j) w[j] = pair_at(q + (k / 2 + j) * kPanel);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (int j = 0; j < C; ++j) acc[r][j] = dpbf16(acc[r][j], x_pair(r, kg + k + 2 * j), w[j]);
+    }
+    for (; k < group; k += 2) {  // group % (2 C) pairs left
+      const __m512i w0 = pair_at(q + k / 2 * kPanel);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) acc[r][0] = dpbf16(acc[r][0], x_pair(r, kg + k), w0);
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int j = 1; j < C; ++j) acc[r][0] = _mm512_add_ps(acc[r][0], acc[r][j]);
+    const auto* sz = reinterpret_cast<const float*>(gp);
+    const __m512 s = _mm512_loadu_ps(sz), z16 = _mm512_add_ps(_mm512_loadu_ps(sz + 16), _mm512_set1_ps(16.f));
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const __m512 acc16 = _mm512_mul_ps(acc[r][0], _mm512_set1_ps(16.f));
+      const __m512 xs = _mm512_set1_ps(xsum[r * ldxs + g]);
+      out[r] = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z16, xs, acc16), out[r]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) _mm512_storeu_ps(c + r * kPanel, out[r]);
+}
+
+void gemv_a16w4(int64_t m, const uint8_t* panel, int64_t K, int64_t group, const uint16_t* x, int64_t ldx,
+                const float* xsum, int64_t ldxs, float* c) {
+  switch (m) {
+    case 1: return gemv_a16w4_rows<1>(panel, K, group, x, ldx, xsum, ldxs, c);
+    case 2: return gemv_a16w4_rows<2>(panel, K, group, x, ldx, xsum, ldxs, c);
+    case 3: return gemv_a16w4_rows<3>(panel, K, group, x, ldx, xsum, ldxs, c);
+    default: return gemv_a16w4_rows<4>(panel, K, group, x, ldx, xsum, ldxs, c);
+  }
+}
+
 }  // namespace
 
 void linear_a16w8(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1) {
@@ -243,22 +321,38 @@ void linear_a16w8(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_
 }
 
 void linear_a16w4(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1) {
-  if (a.x_bf16 == nullptr || a.M <= kGemvRows) return linear_a16w4_panels(kt, a, p0, p1);
-  // per-row, per-group activation sums absorb the zero points: x . (q - z) = x . q - z * sum(x)
+  if (a.x_bf16 == nullptr) return linear_a16w4_panels(kt, a, p0, p1);
+  // per-row, per-group activation sums absorb the zero points: x . (q - z) = x . q - z * sum(x); on the stack
+  // for decode-sized calls (no allocation per token)
   const int64_t groups = a.K / a.group;
-  FloatBuffer sums(a.M * groups);
+  constexpr int64_t kStackSums = 4096;
+  alignas(64) float stack_sums[kStackSums];
+  FloatBuffer heap_sums(a.M * groups > kStackSums ? a.M * groups : 0);
+  float* sums = a.M * groups > kStackSums ? heap_sums.p : stack_sums;
   for (int64_t i = 0; i < a.M; ++i)
     for (int64_t g = 0; g < groups; ++g) {
       float t = 0.f;
       for (int64_t k = g * a.group; k < (g + 1) * a.group; ++k) t += a.x[i * a.K + k];
-      sums.p[i * groups + g] = t;
+      sums[i * groups + g] = t;
     }
+  if (a.M <= kGemvRows) {
+    const int64_t panel_bytes = a16w4_panel_bytes(a.K, a.group);
+    alignas(64) float c[kGemvRows * kPanel];
+    for (int64_t p = p0; p < p1; ++p)
+      for (int64_t i0 = 0; i0 < a.M; i0 += kGemvRows) {
+        const int64_t m = min64(kGemvRows, a.M - i0);
+        gemv_a16w4(m, a.packed + p * panel_bytes, a.K, a.group, a.x_bf16 + i0 * a.K, a.K, sums + i0 * groups,
+                   groups, c);
+        store_panel(kt, a, c, kPanel, p, i0, m);
+      }
+    return;
+  }
   __m512i tile[kChunk / 2 * 2];
   alignas(64) float gsum[kRowBlock * 2 * kPanel];  // the raw dot products of the group so far
   alignas(64) float c[kRowBlock * 2 * kPanel];
   int64_t p = p0;
-  for (; p + 2 <= p1; p += 2) a16w4_panels<2>(kt, a, sums.p, p, tile, gsum, c);
-  if (p < p1) a16w4_panels<1>(kt, a, sums.p, p, tile, gsum, c);
+  for (; p + 2 <= p1; p += 2) a16w4_panels<2>(kt, a, sums, p, tile, gsum, c);
+  if (p < p1) a16w4_panels<1>(kt, a, sums, p, tile, gsum, c);
 }
 
 }  // namespace lowbit::cpu::LOWBIT_VARIANT_NS

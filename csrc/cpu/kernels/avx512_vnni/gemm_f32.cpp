@@ -97,7 +97,7 @@ struct WidenS8 {
   static constexpr int kStep = 1;
   const uint8_t* w;  // k = 0 of the chunk
   void get(int64_t k, __m512* out) const {
-    _mm_prefetch(reinterpret_cast<const char*>(w + k * kPanel) + 1024, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(w + k * kPanel) + kPrefetch, _MM_HINT_T0);
     out[0] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + k * kPanel))));
   }
 };
@@ -107,7 +107,7 @@ struct WidenS4 {
   static constexpr int kStep = 2;
   const uint8_t* q;  // the byte of k = 0, 1 of the chunk
   void get(int64_t k, __m512* out) const {
-    _mm_prefetch(reinterpret_cast<const char*>(q + k / 2 * kPanel) + 1024, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(q + k / 2 * kPanel) + kPrefetch, _MM_HINT_T0);
     const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + k / 2 * kPanel)));
     out[0] = _mm512_cvtepi32_ps(_mm512_and_si512(b, _mm512_set1_epi32(15)));
     out[1] = _mm512_cvtepi32_ps(_mm512_srli_epi32(b, 4));

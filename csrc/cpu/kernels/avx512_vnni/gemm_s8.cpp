@@ -43,7 +43,7 @@ void tile(const int8_t* a, int64_t lda, const int8_t* const* w, int64_t K4, int3
     __m512i wu[NP];
 #pragma GCC unroll 2
     for (int j = 0; j < NP; ++j) {
-      _mm_prefetch(reinterpret_cast<const char*>(w[j] + k * kPanel) + 1024, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(w[j] + k * kPanel) + kPrefetch, _MM_HINT_T0);
       wu[j] = _mm512_xor_si512(_mm512_loadu_si512(w[j] + k * kPanel), flip);  // w + 128, unsigned
     }
 #pragma GCC unroll 16

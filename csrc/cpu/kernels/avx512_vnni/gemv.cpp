@@ -6,9 +6,6 @@
 namespace lowbit::cpu::LOWBIT_VARIANT_NS {
 namespace {
 
-// Bytes ahead of the weights being read that each step asks the cache for: the hardware prefetcher alone
-// leaves a decode stream waiting on DRAM (a prefetch past the panel's end never faults).
-constexpr int kPrefetch = 1024;
 
 template <int R>
 void gemv_a16w8_rows(const uint8_t* panel, int64_t K, const float* x, int64_t ldx, float* c) {
