@@ -1,10 +1,13 @@
-"""What the ops are besides their kernels: packed sizes and the fake kernels.
+"""What the ops are besides their kernels: packed sizes, the fake kernels, and the input gradient.
 
 - Packed sizes of both backends' layouts (native CPU panels, csrc/cpu/kernels/api.h; SYCL panels,
   sycl/kernels/pack.sycl). The two are told apart by rank: CPU packings are 2-D, SYCL packings 4-D.
 - Fake kernels (torch.compile, torch.export, meta tensors) that check what the C++ ops check, with the same
   messages (RuntimeError "lowbit: ..."), so a traced call fails the way an eager one does; and that refuse tensors
   on different devices (a CPU call with one meta tensor dispatches here, and must not return an unwritten tensor).
+- The input gradient of the linear ops (torch.library.register_autograd): grad_x = grad_y @ dequant(W), bias
+  gradient = grad_y summed over the rows; the packed weight stays frozen (no gradient). For da8w8 this is the
+  straight-through estimator (the activation rounding is taken as the identity), as in quantization-aware training.
 
 Registered for lowbit:: (by lowbit.ops) and for lowbit_sycl:: (by lowbit.sycl, when its library loads).
 """
@@ -14,6 +17,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from lowbit import layouts
 
 CPU_PANEL = 16   # csrc/cpu/kernels/api.h kPanel
 SYCL_PANEL = 64  # sycl/kernels/common.h kPanel
@@ -250,6 +254,50 @@ def _register_fakes(ns: str) -> None:
         torch.library.register_fake(f"{ns}::{name}")(fn)
 
 
+# ------------------------------------------------------------------ the input gradient
+
+
+def dequantize_packed(mode: str, packed: Tensor, out_features: int, in_features: int,
+                      group_size: Optional[int] = None) -> Tensor:
+    """The float32 [N, K] weight a packing multiplies by, read back from either backend's layout."""
+    c = layouts.unpack(mode, packed, out_features, in_features, group_size, symmetric=False,
+                       sycl_layout=is_sycl_layout(packed))  # symmetric packings hold zero points of 8
+    if mode != "a16w4":
+        return c.weight.float() * c.scale[:, None]
+    n, k = out_features, in_features
+    q = torch.stack([c.weight & 15, c.weight >> 4], dim=-1).reshape(n, k // group_size, group_size)
+    return ((q.float() - c.zero.float()[..., None]) * c.scale[..., None]).reshape(n, k)
+
+
+def _register_autograd(ns: str) -> None:
+    def setup_context(mode):
+        def setup(ctx, inputs, output):
+            x, packed, out_features = inputs[:3]
+            ctx.mode, ctx.out_features, ctx.x_shape, ctx.x_dtype = mode, out_features, x.shape, x.dtype
+            ctx.group_size = inputs[3] if mode == "a16w4" else None
+            bias = inputs[-1] if len(inputs) > (4 if mode == "a16w4" else 3) else None
+            ctx.bias_dtype = None if bias is None else bias.dtype
+            ctx.save_for_backward(packed)
+        return setup
+
+    def backward(ctx, grad):
+        (packed,) = ctx.saved_tensors
+        n, k = ctx.out_features, ctx.x_shape[-1]
+        rows = grad.reshape(-1, n)
+        grad_x = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            w = dequantize_packed(ctx.mode, packed, n, k, ctx.group_size)
+            grad_x = (rows.float() @ w).reshape(ctx.x_shape).to(ctx.x_dtype)
+        if ctx.bias_dtype is not None and ctx.needs_input_grad[-1]:
+            grad_bias = rows.float().sum(dim=0).to(ctx.bias_dtype)
+        extra = (None,) if ctx.mode == "a16w4" else ()
+        return (grad_x, None, None, *extra, grad_bias)
+
+    for mode in MODES:
+        torch.library.register_autograd(f"{ns}::linear_{mode}", backward, setup_context=setup_context(mode))
+
+
 def register(ns: str) -> None:
-    """Fake kernels of the ops of namespace `ns` (lowbit or lowbit_sycl)."""
+    """Fake kernels and autograd of the ops of namespace `ns` (lowbit or lowbit_sycl)."""
     _register_fakes(ns)
+    _register_autograd(ns)
