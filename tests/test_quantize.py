@@ -128,3 +128,21 @@ def test_quant_linear_on_meta_runs_shape_only(mode):
     q = QuantLinear(128, 40, mode=mode, group_size=32, device="meta", dtype=torch.bfloat16)
     out = q(torch.empty(3, 128, dtype=torch.bfloat16, device="meta"))
     assert out.shape == (3, 40) and out.device.type == "meta"
+
+
+@pytest.mark.parametrize("mode", lowbit.MODES)
+def test_meta_layer_loaded_without_bias_names_the_bias(mode):
+    """Built on meta, loaded with strict=False and assign=True from a checkpoint without the bias (issue 11,
+    item 3): the bias stays on meta, and forward used to return different garbage each call. It must raise,
+    naming the bias and its device; with the bias in the checkpoint the layer works."""
+    torch.manual_seed(7)
+    real = QuantLinear.from_linear(nn.Linear(64, 24), mode, group_size=32)
+    sd = real.state_dict()
+    layer = QuantLinear(64, 24, mode=mode, group_size=32, device="meta")
+    missing, _ = layer.load_state_dict({k: v for k, v in sd.items() if k != "bias"}, strict=False, assign=True)
+    assert missing == ["bias"]
+    x = torch.randn(3, 64)
+    with pytest.raises(ValueError, match="bias is on meta but the layer's weight is on cpu.*never loaded"):
+        layer(x)
+    layer.load_state_dict(sd, assign=True)
+    assert torch.equal(layer(x), real(x))

@@ -121,19 +121,28 @@ def _check_int8_weight(weight, scales):
 
 # ------------------------------------------------------------------ packing
 
-def pack_a16w8(weight: Tensor, scales: Tensor) -> Tensor:
+def kernels_for(device: torch.device, sycl_layout: Optional[bool] = None):
+    """The op namespace for tensors on `device`: lowbit.sycl.ops_for(device), or, when sycl_layout is given, the
+    one whose kernels use that layout (QuantLinear decides the route once per call, and packs and runs with it)."""
+    if sycl_layout is None:
+        return sycl.ops_for(device)
+    return torch.ops.lowbit_sycl if device.type == "cpu" and sycl_layout else torch.ops.lowbit
+
+
+def pack_a16w8(weight: Tensor, scales: Tensor, *, _sycl_layout: Optional[bool] = None) -> Tensor:
     """Canonical int8 [N, K] + float32 scales [N] -> packed panels for linear_a16w8."""
     _check_int8_weight(weight, scales)
-    return sycl.ops_for(weight.device).pack_a16w8(weight.contiguous(), scales.contiguous())
+    return kernels_for(weight.device, _sycl_layout).pack_a16w8(weight.contiguous(), scales.contiguous())
 
 
-def pack_da8w8(weight: Tensor, scales: Tensor) -> Tensor:
+def pack_da8w8(weight: Tensor, scales: Tensor, *, _sycl_layout: Optional[bool] = None) -> Tensor:
     """Canonical int8 [N, K] + float32 scales [N] -> packed panels (with column sums) for linear_da8w8."""
     _check_int8_weight(weight, scales)
-    return sycl.ops_for(weight.device).pack_da8w8(weight.contiguous(), scales.contiguous())
+    return kernels_for(weight.device, _sycl_layout).pack_da8w8(weight.contiguous(), scales.contiguous())
 
 
-def pack_a16w4(weight: Tensor, scales: Tensor, zeros: Optional[Tensor], group_size: int) -> Tensor:
+def pack_a16w4(weight: Tensor, scales: Tensor, zeros: Optional[Tensor], group_size: int, *,
+               _sycl_layout: Optional[bool] = None) -> Tensor:
     """Canonical int4 (uint8 [N, K/2], low nibble = even k) + float32 scales [N, K/g] + uint8 zeros
     [N, K/g] in 0..15 (or None: symmetric, zero point 8) -> packed panels for linear_a16w4."""
     _tensor(weight, "weight", (torch.uint8,), "uint8 [N, K/2] (two int4 per byte)")
@@ -154,7 +163,8 @@ def pack_a16w4(weight: Tensor, scales: Tensor, zeros: Optional[Tensor], group_si
         if zeros.device.type != "meta" and zeros.numel() and int(zeros.max()) > 15:
             raise ValueError(f"zeros must be in 0..15, got a maximum of {int(zeros.max())}")
         zeros = zeros.contiguous()
-    return sycl.ops_for(weight.device).pack_a16w4(weight.contiguous(), scales.contiguous(), zeros, group_size)
+    return kernels_for(weight.device, _sycl_layout).pack_a16w4(weight.contiguous(), scales.contiguous(), zeros,
+                                                               group_size)
 
 
 # ------------------------------------------------------------------ linear
