@@ -146,3 +146,78 @@ def test_meta_layer_loaded_without_bias_names_the_bias(mode):
         layer(x)
     layer.load_state_dict(sd, assign=True)
     assert torch.equal(layer(x), real(x))
+
+
+@pytest.mark.parametrize("method", ["rtn", "search"])
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_int4_scales_are_finite_at_the_edges_of_the_float_range(symmetric, method):
+    """A group holding -3e38 and 3e38 (issue 11, item 7): max - min overflowed, the scale was inf and the output
+    column NaN; the search's squared errors overflowed for weights past about 1e18. Groups are scaled by a power of
+    two before quantizing (exact), so every finite weight gets a finite scale: within half a step of each weight
+    (round to nearest; a few steps for the search, which clips), and kernels that agree with the reference. Groups
+    of subnormal weights are quantized too, and ordinary groups in the same rows keep their scales."""
+    torch.manual_seed(8)
+    w = torch.randn(4, 64)
+    w[1, 3], w[1, 7], w[1, 11] = -3e38, 3e38, 1e30
+    w[2, :32] *= 1e-40   # subnormal weights
+    w[3, 32:] *= 1e20    # squares past float32's range
+    packed, s, z = formats.quantize_int4(w, 32, symmetric, method)
+    assert torch.isfinite(s).all() and (s > 0).all()
+    ordinary = formats.quantize_int4(w[0:1], 32, symmetric, method)[1]
+    assert torch.equal(s[0], ordinary[0])
+    deq = reference.dequantize_int4(packed, s, z, 32)
+    assert torch.isfinite(deq).all()
+    step = s.double().repeat_interleave(32, dim=1)
+    slack = 0.5 if method == "rtn" else 3.0  # the search clips up to 40% of a group's range
+    assert ((deq - w.double()).abs() <= step * slack * (1 + 1e-6) + 2.0 ** -149).all()
+
+    layer = QuantLinear(64, 4, mode="a16w4", group_size=32, symmetric=symmetric)
+    layer._pack({"weight": packed, "weight_scale": s, "weight_zero": z})
+    x = torch.randn(5, 64) * 1e-3
+    out = layer(x)
+    assert torch.isfinite(out).all()
+    ref = reference.linear_a16w4(x, packed, s, z, 32, dtype=torch.float64)
+    torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-30)
+
+
+def test_int4_rtn_unchanged_for_ordinary_weights():
+    """The power-of-two scaling changes no bit for weights of ordinary size: scales by the plain formula."""
+    w = torch.randn(16, 128) * 0.05
+    packed, s, z = formats.quantize_int4(w, 32)
+    g = w.reshape(16, 4, 32)
+    lo, hi = g.amin(-1).clamp(max=0), g.amax(-1).clamp(min=0)
+    assert torch.equal(s, (hi - lo) / 15)
+    assert torch.equal(z, torch.round(-lo / s).clamp(0, 15).to(torch.uint8))
+
+
+@pytest.mark.parametrize("q, exc, match", [
+    (torch.tensor([[17, 0]]), ValueError, r"q must be in 0..15, got values in 0..17"),
+    (torch.tensor([[-1, 3]]), ValueError, r"q must be in 0..15, got values in -1..3"),
+    (torch.zeros(2, 3, dtype=torch.uint8), ValueError, "even K"),
+    (torch.zeros(2, 4, dtype=torch.int8), TypeError, "int8 suggests signed int4"),
+    (torch.zeros(2, 4), TypeError, "q must be uint8"),
+    (torch.zeros(2, 4, dtype=torch.bool), TypeError, "q must be uint8"),
+    (torch.zeros(8, dtype=torch.uint8), ValueError, "2-D"),
+    ([[1, 2]], TypeError, "q must be a torch.Tensor"),
+])
+def test_pack_int4_refuses_what_it_cannot_pack(q, exc, match):
+    """Issue 11, item 14: 17 became 1, -1 overwrote its neighbour, K = 3 packed an element twice, int8 passed."""
+    with pytest.raises(exc, match=match):
+        formats.pack_int4(q)
+
+
+def test_pack_int4_accepts_wider_integer_types():
+    q = torch.randint(0, 16, (3, 10))
+    assert torch.equal(formats.pack_int4(q), formats.pack_int4(q.to(torch.uint8)))
+    assert torch.equal(formats.unpack_int4(formats.pack_int4(q)), q.to(torch.uint8))
+
+
+@pytest.mark.parametrize("packed, exc, match", [
+    (torch.zeros(2, 4, dtype=torch.int8), TypeError, "packed must be a uint8 tensor"),
+    (torch.zeros(2, 4, dtype=torch.int32), TypeError, "packed must be a uint8 tensor"),
+    (torch.zeros(4, dtype=torch.uint8), ValueError, "2-D"),
+])
+def test_unpack_int4_refuses_other_dtypes(packed, exc, match):
+    """unpack_int4 of int8 returned negative nibbles (arithmetic shift)."""
+    with pytest.raises(exc, match=match):
+        formats.unpack_int4(packed)
