@@ -221,3 +221,94 @@ def test_unpack_int4_refuses_other_dtypes(packed, exc, match):
     """unpack_int4 of int8 returned negative nibbles (arithmetic shift)."""
     with pytest.raises(exc, match=match):
         formats.unpack_int4(packed)
+
+
+@pytest.mark.parametrize("shape", ["sequential", "attribute"])
+def test_a_linear_used_in_two_places_becomes_one_quantlinear(shape):
+    """Issue 11, item 9: only the first use was replaced; the second silently stayed in full precision."""
+    torch.manual_seed(9)
+    lin = nn.Linear(64, 64)
+    if shape == "sequential":
+        model = nn.Sequential(lin, nn.ReLU(), lin)
+        uses = lambda m: (m[0], m[2])  # noqa: E731
+    else:
+        model = nn.Module()
+        model.a = lin
+        model.b = model.a
+        uses = lambda m: (m.a, m.b)  # noqa: E731
+    lowbit.quantize_(model, "a16w8")
+    first, second = uses(model)
+    assert isinstance(first, QuantLinear) and second is first
+    assert not any(type(m) is nn.Linear for m in model.modules())
+
+
+def test_shared_linear_inside_shared_parent():
+    inner = nn.Linear(32, 32)
+    block = nn.Sequential(inner, nn.GELU(), inner)
+    model = nn.Sequential(block, block, nn.Linear(32, 8))
+    lowbit.quantize_(model, "da8w8")
+    assert model[0] is model[1] and model[0][0] is model[0][2] and isinstance(model[0][0], QuantLinear)
+    assert isinstance(model[2], QuantLinear)
+
+
+@pytest.mark.parametrize("mode", lowbit.MODES)
+def test_quantize_on_meta_then_load_with_assign(mode):
+    """Issue 11, item 10: quantize_ on a model built under torch.device("meta") failed with "Tensor.item() cannot
+    be called on meta tensors". It gives QuantLinear layers on meta; load_state_dict(assign=True) fills them."""
+    torch.manual_seed(10)
+    real = lowbit.quantize_(nn.Sequential(nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 16, bias=False)), mode,
+                            group_size=16)
+    with torch.device("meta"):
+        skeleton = nn.Sequential(nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 16, bias=False))
+    lowbit.quantize_(skeleton, mode, group_size=16)
+    assert all(isinstance(skeleton[i], QuantLinear) and skeleton[i].packed_weight.is_meta for i in (0, 2))
+    skeleton.load_state_dict(real.state_dict(), assign=True)
+    x = torch.randn(3, 64)
+    assert torch.equal(skeleton(x), real(x))
+
+
+@pytest.mark.parametrize("group_size", [3, 0, -2, 2.5, "128", True, 1])
+def test_quantize_refuses_an_invalid_group_size(group_size):
+    """Issue 11, item 11: group_size=3 raised nothing and kept every layer in full precision."""
+    model = nn.Sequential(nn.Linear(64, 64))
+    with pytest.raises(ValueError, match="group_size must be None or -1"):
+        lowbit.quantize_(model, "a16w4", group_size=group_size)
+    assert type(model[0]) is nn.Linear
+
+
+@pytest.mark.parametrize("group_size", [None, -1, 32])
+def test_quantize_accepts_valid_group_sizes(group_size):
+    model = lowbit.quantize_(nn.Sequential(nn.Linear(64, 64)), "a16w4", group_size=group_size)
+    assert model[0].group_size == (32 if group_size == 32 else 64)
+
+
+def test_quantize_other_bad_arguments():
+    model = nn.Sequential(nn.Linear(64, 64))
+    with pytest.raises(TypeError, match="symmetric must be a bool"):
+        lowbit.quantize_(model, "a16w4", symmetric="yes")
+    with pytest.raises(TypeError, match="filter_fn must be callable"):
+        lowbit.quantize_(model, "a16w4", filter_fn="0")
+
+
+def test_quantize_keeps_hooks_and_logs_skipped_subclasses(caplog):
+    """Issue 11, item 12: forward hooks on replaced layers were dropped, nn.Linear subclasses skipped silently."""
+
+    class MyLinear(nn.Linear):
+        pass
+
+    model = nn.Sequential(nn.Linear(64, 64), MyLinear(64, 8))
+    calls = []
+    pre = model[0].register_forward_pre_hook(lambda m, args: calls.append(("pre", type(m).__name__)))
+    model[0].register_forward_hook(lambda m, args, out: calls.append(("post", type(m).__name__)))
+    model[0].register_forward_hook(lambda m, args, kwargs, out: calls.append(("kw", type(m).__name__)),
+                                   with_kwargs=True)
+    with caplog.at_level(logging.WARNING, logger="lowbit"):
+        lowbit.quantize_(model, "a16w8")
+    assert isinstance(model[0], QuantLinear) and type(model[1]) is MyLinear
+    assert "keeping 1 as MyLinear" in caplog.text and "subclasses" in caplog.text
+    model(torch.randn(2, 64))
+    assert calls == [("pre", "QuantLinear"), ("post", "QuantLinear"), ("kw", "QuantLinear")]
+    pre.remove()  # the user's handle still works on the moved hook
+    calls.clear()
+    model(torch.randn(2, 64))
+    assert calls == [("post", "QuantLinear"), ("kw", "QuantLinear")]

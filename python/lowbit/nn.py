@@ -56,13 +56,18 @@ class QuantLinear(nn.Module):
     def from_linear(cls, linear: nn.Linear, mode: str = "a16w4", group_size: Optional[int] = 128,
                     symmetric: bool = False, method: str = "rtn") -> "QuantLinear":
         """Quantize an nn.Linear (see lowbit.formats). method: "rtn" (round to nearest) or "search" (int4 only:
-        per-group scales and zeros minimizing the weight error, lowbit.scale_search; int8 ignores it)."""
+        per-group scales and zeros minimizing the weight error, lowbit.scale_search; int8 ignores it).
+        A linear on the meta device gives a QuantLinear on meta (shapes only), to be filled by
+        load_state_dict(..., assign=True)."""
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"linear must be an nn.Linear, got {type(linear).__name__}")
         formats.check_int4_method(method)
         w = linear.weight.detach()
         q = cls(linear.in_features, linear.out_features, linear.bias is not None, mode, group_size, symmetric,
                 device=w.device, dtype=w.dtype)
+        if w.device.type == "meta":
+            # no values to quantize: a layer of the right shapes on meta, for load_state_dict(..., assign=True)
+            return q
         with torch.no_grad():
             if mode == "a16w4":
                 packed, scales, zeros = formats.quantize_int4(w, q.group_size, symmetric, method)
