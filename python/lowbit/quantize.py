@@ -21,7 +21,9 @@ _STATE_DICT_HOOKS = ("_state_dict_hooks", "_state_dict_pre_hooks", "_load_state_
 
 def check_group_size(group_size) -> None:
     """None or -1 (one group per output channel) or a positive even int; ValueError otherwise."""
-    if group_size is None or (type(group_size) is int and (group_size == -1 or (group_size > 0 and group_size % 2 == 0))):
+    if group_size is None or group_size == -1 and type(group_size) is int:
+        return
+    if type(group_size) is int and group_size > 0 and group_size % 2 == 0:
         return
     raise ValueError(f"group_size must be None or -1 (per channel) or a positive even int, got {group_size!r}")
 
