@@ -298,7 +298,7 @@ def test_opcheck_lowbit_sycl_ops(mode):
 @pytest.mark.parametrize("mode", ["a16w8", "a16w4", "da8w8"])
 def test_empty_k_is_refused_not_left_unwritten(mode):
     """x [3, 0] with a packing shaped for K = 0 (issue 11, item 1): the native op raises, and so must the SYCL op
-    (it used to return a [3, N] tensor it never wrote); through the wrappers and QuantLinear too."""
+    (it used to return a [3, N] tensor it never wrote); the wrappers raise ValueError before reaching it."""
     op = getattr(torch.ops.lowbit_sycl, f"linear_{mode}")
     x = torch.randn(3, 0)
     rows = 0 if mode == "a16w4" else 1
@@ -306,6 +306,11 @@ def test_empty_k_is_refused_not_left_unwritten(mode):
     args = (x, packed, 70, 32, None) if mode == "a16w4" else (x, packed, 70, None)
     with pytest.raises(RuntimeError, match="K must be positive"):
         op(*args)
+    with lowbit.sycl.route_cpu(), pytest.raises(ValueError, match="K must be positive"):
+        if mode == "a16w4":
+            ops.linear_a16w4(x, packed, 70, 32)
+        else:
+            getattr(ops, f"linear_{mode}")(x, packed, 70)
 
 
 @needs_sycl

@@ -87,6 +87,8 @@ def _check_linear(x, packed_weight, out_features, bias, panel_bytes_of_k, mode, 
     if bias is not None and tuple(bias.shape) != (out_features,):
         raise ValueError(f"bias must have shape [out_features] = [{out_features}], got {tuple(bias.shape)}")
     k = x.shape[-1]
+    if k == 0:  # no packing has K = 0 (a hand-made one of that shape would leave the output unwritten)
+        raise ValueError(f"x.size(-1) = K must be positive, got x of shape {tuple(x.shape)}")
     sycl_layout = sycl.handles(x.device)
     expected = (sycl.packed_shape(mode, out_features, k, group_size) if sycl_layout
                 else (_panels(out_features), panel_bytes_of_k(k)))
