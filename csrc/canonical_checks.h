@@ -10,6 +10,7 @@
 #include <climits>
 #include <cstdint>
 #include <optional>
+#include <string>
 
 namespace lowbit::checks {
 
@@ -68,6 +69,30 @@ inline Int4Shape check_int4_weight(const Tensor& weight, const Tensor& scales, c
                     "lowbit: zeros must have shape [N, K/group_size] = [", N, ", ", groups, "]");
   }
   return {N, K, groups};
+}
+
+// Raises the error for a packed weight whose per-panel size `got` is not what (mode, K, group_size) needs, naming
+// the argument that is most likely wrong: a packing of the other int8 mode for this K (packed_weight), of another
+// group size for this K (group_size), else of another in_features (x.size(-1)). size_of(mode, K, g) is the
+// backend's per-panel size of a packing (g is used by "a16w4" only).
+template <class SizeOf>
+[[noreturn]] void packed_size_mismatch(int64_t got, const char* mode, int64_t K, int64_t group_size,
+                                       const SizeOf& size_of) {
+  const std::string m = mode;
+  if (m != "a16w4") {
+    const char* other = m == "a16w8" ? "da8w8" : "a16w8";
+    STD_TORCH_CHECK(size_of(other, K, 0) != got, "lowbit: packed_weight has the size of pack_", other,
+                    "'s packing for K = ", K, ", not of pack_", mode, "'s: linear_", mode,
+                    " needs a weight packed by pack_", mode);
+  } else if (K > 0 && K % 2 == 0) {
+    for (int64_t g = 2; g <= K; g += 2) {
+      STD_TORCH_CHECK(K % g != 0 || size_of("a16w4", K, g) != got, "lowbit: group_size = ", group_size,
+                      " does not match packed_weight, whose size is that of group_size = ", g, " for K = ", K);
+    }
+  }
+  STD_TORCH_CHECK(false, "lowbit: x.size(-1) = ", K, " does not match the in_features packed_weight was packed for (",
+                  mode, ")");
+  __builtin_unreachable();
 }
 
 }  // namespace lowbit::checks

@@ -59,9 +59,11 @@ void check_same_device(const Tensor& a, const Tensor& b, const char* name_a, con
   STD_TORCH_CHECK(a.device() == b.device(), "lowbit: ", name_a, " and ", name_b, " must be on one device");
 }
 
-// Kernels index with int and size_t: every extent must fit an int.
+// Kernels index with int and size_t: every extent, and the element count of every tensor they touch, must fit
+// an int.
 void check_int_range(int64_t v, const char* what) {
-  STD_TORCH_CHECK(v >= 0 && v <= INT_MAX, "lowbit: ", what, " = ", v, " is too large for the SYCL kernels");
+  STD_TORCH_CHECK(v >= 0 && v <= INT_MAX, "lowbit: ", what, " = ", v,
+                  " is too large for the SYCL kernels (they index with 32-bit ints: at most ", INT_MAX, ")");
 }
 
 const char* dtype_suffix(const Tensor& x) {
@@ -234,8 +236,13 @@ struct Prepared {
   const float* bias = nullptr;
 };
 
+// Rows per panel of a packing (mode, K, group size), for the error that names the mismatched argument.
+int64_t packed_rows(const char* mode, int64_t K, int64_t group_size) {
+  return std::string(mode) == "a16w4" ? rows_int4(K, group_size) : rows_int8(K);
+}
+
 Prepared prepare(const Tensor& x, const Tensor& packed, int64_t N, const std::optional<Tensor>& bias, int64_t rows,
-                 const char* mode) {
+                 const char* mode, int64_t group_size = 0) {
   check_device(x, "x");
   check_device(packed, "packed_weight");
   check_same_device(x, packed, "x", "packed_weight");
@@ -243,15 +250,20 @@ Prepared prepare(const Tensor& x, const Tensor& packed, int64_t N, const std::op
   check_dtype(packed, ScalarType::Byte, "packed_weight", "uint8 (from lowbit.ops.pack_*)");
   STD_TORCH_CHECK(x.dim() >= 1, "lowbit: x must have at least one dimension [..., K]");
   STD_TORCH_CHECK(N > 0, "lowbit: out_features must be positive, got ", N);
+  check_int_range(N, "out_features");
   const int64_t K = x.size(x.dim() - 1);
+  // no packed weight has K = 0 (packing rejects empty weights); without this, a hand-made packing for K = 0
+  // would pass the size checks below and the op would return its output unwritten
+  STD_TORCH_CHECK(K > 0, "lowbit: x.size(-1) = K must be positive, got 0");
+  check_int_range(K, "K");
+  check_int_range(x.numel(), "x.numel()");
   STD_TORCH_CHECK(packed.dim() == 4 && packed.size(2) == kPanel && packed.size(3) == 4,
                   "lowbit: packed_weight is not in the SYCL layout [panels, rows, 64, 4] (a CPU-panel packing? "
                   "pack the weight on the device it runs on)");
   STD_TORCH_CHECK(packed.size(0) == num_panels(N), "lowbit: packed_weight has ", packed.size(0),
                   " panels of 64 columns, out_features = ", N, " needs ", num_panels(N));
-  STD_TORCH_CHECK(packed.size(1) == rows, "lowbit: x.size(-1) = ", K,
-                  " does not match the in_features packed_weight was packed for (", mode, ": ", rows,
-                  " rows per panel expected, got ", packed.size(1), ")");
+  if (packed.size(1) != rows) lowbit::checks::packed_size_mismatch(packed.size(1), mode, K, group_size, packed_rows);
+  check_int_range(packed.numel() / 4, "packed_weight's words");
   Prepared p{0, N, K, Tensor(), std::nullopt, nullptr};
   if (bias) {
     check_device(*bias, "bias");
@@ -264,9 +276,9 @@ Prepared prepare(const Tensor& x, const Tensor& packed, int64_t N, const std::op
     p.bias32 = torch::stable::to(*bias, ScalarType::Float);
     p.bias = p.bias32->const_data_ptr<float>();
   }
-  p.M = K == 0 ? 0 : x.numel() / K;
-  check_int_range(p.M, "rows of x");
-  check_int_range(K, "K");
+  p.M = x.numel() / K;
+  check_int_range(p.M * N, "the output's numel (rows of x * out_features)");
+  check_int_range(p.M * ((K + 3) / 4 * 4), "x.numel() with K rounded up to 4");  // da8w8's quantized activations
   std::vector<int64_t> out_shape(x.sizes().begin(), x.sizes().end());
   out_shape.back() = N;
   p.out = torch::stable::new_empty(x, out_shape);
@@ -324,7 +336,7 @@ Tensor linear_a16w4(Tensor x, Tensor packed, int64_t out_features, int64_t group
   const int64_t K = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
   STD_TORCH_CHECK(K % 2 == 0, "lowbit: a16w4 needs an even K = x.size(-1), got ", K);
   check_group(K, group_size);
-  Prepared p = prepare(x, packed, out_features, bias, rows_int4(K, group_size), "a16w4");
+  Prepared p = prepare(x, packed, out_features, bias, rows_int4(K, group_size), "a16w4", group_size);
   if (p.M == 0) return p.out;
   const Geometry g = geometry("a16w4", x, p.M, p.N);
   Tensor xs, xsum;  // the prepass's outputs: alive until the kernels finish (CPU) or are enqueued (XPU)

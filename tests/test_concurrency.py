@@ -99,3 +99,66 @@ def test_thread_count_changing_during_concurrent_calls(calls):
         toggler.join()
         torch.set_num_threads(before)
     _assert_same(got, want, "while another thread changed torch.set_num_threads")
+
+
+def _sycl_cpu_available():
+    if not lowbit.sycl.available():
+        return False
+    try:
+        lowbit.sycl.cpu_device()
+        return True
+    except RuntimeError:
+        return False
+
+
+@pytest.mark.skipif(not _sycl_cpu_available(), reason="SYCL CPU device unavailable")
+def test_route_switch_during_concurrent_forwards():
+    """Four threads call forward while a fifth toggles lowbit.sycl.route_cpu (issue 11, item 16). The packing and
+    its layout used to be two attributes swapped one at a time, which left every layer permanently broken. Now
+    each call decides the route once and reads the packing once: every call returns the native or the SYCL
+    result exactly, and afterwards both settings work."""
+    torch.manual_seed(6)
+    layers = {m: lowbit.QuantLinear.from_linear(nn.Linear(K, N), m, group_size=G) for m in lowbit.MODES}
+    x = torch.randn(3, K)
+    native = {m: layer(x) for m, layer in layers.items()}
+    with lowbit.sycl.route_cpu():
+        routed = {m: layer(x) for m, layer in layers.items()}
+    stop = threading.Event()
+    failures = []
+
+    def toggle():
+        on = False
+        while not stop.is_set():
+            on = not on
+            lowbit.sycl.route_cpu(on)
+            stop.wait(0.0005)
+
+    def work(seed):
+        rng = random.Random(seed)
+        for _ in range(60):
+            mode = rng.choice(lowbit.MODES)
+            try:
+                out = layers[mode](x)
+                if not (torch.equal(out, native[mode]) or torch.equal(out, routed[mode])):
+                    failures.append(f"{mode}: a result that is neither the native nor the SYCL one")
+            except Exception as e:  # noqa: BLE001 - any error is a failure here
+                failures.append(f"{mode}: {type(e).__name__}: {e}")
+
+    toggler = threading.Thread(target=toggle)
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    before = lowbit.sycl.routing_cpu()
+    toggler.start()
+    try:
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+    finally:
+        stop.set()
+        toggler.join()
+        lowbit.sycl.route_cpu(before)
+    assert not failures, failures[:5]
+    with lowbit.sycl.route_cpu(False):
+        assert all(torch.equal(layers[m](x), native[m]) for m in lowbit.MODES)
+    with lowbit.sycl.route_cpu(True):
+        assert all(torch.equal(layers[m](x), routed[m]) for m in lowbit.MODES)

@@ -40,7 +40,8 @@ def x(m=3, k=K, dtype=torch.bfloat16):
      r"bias must have shape \[out_features\]"),
     (lambda p: ops.linear_a16w8(x(k=2 * K)[:, ::2], p, N), ValueError, "x must be contiguous"),
     (lambda p: ops.linear_a16w8(x(), p.to("meta"), N), ValueError, "one device"),
-    (lambda p: ops.linear_da8w8(x(), p, N), ValueError, "packed for another shape"),
+    (lambda p: ops.linear_da8w8(x(), p, N), ValueError,
+     "packed_weight has the size of pack_a16w8's packing for K = 64, not of pack_da8w8's"),
 ])
 def test_linear_a16w8_wrapper_errors(w8, call, exc, match):
     with pytest.raises(exc, match=match):
@@ -50,7 +51,8 @@ def test_linear_a16w8_wrapper_errors(w8, call, exc, match):
 @pytest.mark.parametrize("call, exc, match", [
     (lambda w: ops.linear_a16w4(x(), w[3], N, 48), ValueError, "not divisible by group_size = 48"),
     (lambda w: ops.linear_a16w4(x(), w[3], N, 3), ValueError, "positive even"),
-    (lambda w: ops.linear_a16w4(x(), w[3], N, 64), ValueError, "packed for another shape"),
+    (lambda w: ops.linear_a16w4(x(), w[3], N, 64), ValueError,
+     "group_size = 64 does not match packed_weight, whose size is that of group_size = 32 for K = 64"),
     (lambda w: ops.pack_a16w4(w[0], w[1], w[2], 48), ValueError, "K = 64 is not divisible by group_size = 48"),
     (lambda w: ops.pack_a16w4(w[0], w[1][:, :1], w[2], 32), ValueError, "scales must have shape"),
     (lambda w: ops.pack_a16w4(w[0], w[1], w[2][:, :1], 32), ValueError, "zeros must have shape"),

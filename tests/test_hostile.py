@@ -98,9 +98,10 @@ ERROR_CASES = {
                       "does not hold out_features"),
     "bias length": (lambda m, w: _run(m, w.x, w, w.b[:-1]), ValueError, r"bias must have shape \[out_features\]"),
     "op bias length": (lambda m, w: _run_op(m, w.x, w, w.b[:-1]), RuntimeError, r"bias must have shape"),
-    "other mode's packing": (lambda m, w: ops.linear_da8w8(w.x, w.p8, N), ValueError, "packed for another shape"),
+    "other mode's packing": (lambda m, w: ops.linear_da8w8(w.x, w.p8, N), ValueError,
+                             "has the size of pack_a16w8's packing for K = 64, not of pack_da8w8's"),
     # zero-size dims (empty batches are fine: see test_empty_batches_give_empty_outputs)
-    "K = 0": (lambda m, w: _run(m, w.x[:, :0], w), ValueError, "packed for another shape|not divisible"),
+    "K = 0": (lambda m, w: _run(m, w.x[:, :0], w), ValueError, "K must be positive"),
     "op K = 0, packed shaped for K = 0": (
         lambda m, w: OP.linear_a16w8(w.x[:, :0], torch.zeros(2, 64, dtype=torch.uint8), N, None), RuntimeError,
         "K must be positive"),
@@ -146,6 +147,27 @@ ERROR_CASES = {
                                                                  p4=w.p4.to("meta"))), ValueError, "one device"),
     "bias on meta": (lambda m, w: _run(m, w.x, w, w.b.to("meta")), ValueError, "one device"),
     "x on meta": (lambda m, w: _run(m, w.x.to("meta"), w), ValueError, "one device"),
+    # the ops themselves: one meta tensor among CPU ones dispatches to the fake kernel, which must refuse it rather
+    # than return an unwritten CPU tensor (issue 11, item 2)
+    "op packed on meta": (lambda m, w: _run_op(m, w.x, SimpleNamespace(p8=w.p8.to("meta"), pd=w.pd.to("meta"),
+                                                                       p4=w.p4.to("meta"))), RuntimeError,
+                          "all tensors must be on one device, got x on cpu, packed_weight on meta"),
+    "op bias on meta": (lambda m, w: _run_op(m, w.x, w, w.b.to("meta")), RuntimeError,
+                        "all tensors must be on one device, got x on cpu, packed_weight on cpu, bias on meta"),
+    "op x on meta": (lambda m, w: _run_op(m, w.x.to("meta"), w, w.b), RuntimeError, "one device"),
+    # every op checks the bounds it relies on, whoever packed the weight (issue 11, item 5): a hand-made packing
+    # for K past da8w8's int32 accumulator bound
+    "op da8w8 K above the int32 bound, hand-made packing": (
+        lambda m, w: OP.linear_da8w8(torch.randn(1, 140000), torch.zeros(2, ops._da8w8_panel_bytes(140000),
+                                                                          dtype=torch.uint8), N, None),
+        RuntimeError, "da8w8 supports K <= 132104 \\(int32 accumulation\\), got K = 140000"),
+    # the error names the argument that is wrong (issue 11, item 13)
+    "op other mode's packing": (lambda m, w: OP.linear_a16w8(w.x, w.pd, N, None), RuntimeError,
+                                "packed_weight has the size of pack_da8w8's packing for K = 64, not of pack_a16w8's"),
+    "op other group size": (lambda m, w: OP.linear_a16w4(w.x, w.p4, N, 64, None), RuntimeError,
+                            "group_size = 64 does not match packed_weight, whose size is that of group_size = 32"),
+    "a16w8 packing to a16w4": (lambda m, w: ops.linear_a16w4(w.x, w.p8, N, G), ValueError,
+                               "packed for another shape"),
 }
 
 PACK_ERROR_CASES = {
@@ -200,6 +222,11 @@ PACK_ERROR_CASES = {
     # wrong device
     "int8 scales on meta": (lambda w: ops.pack_a16w8(w.q8, w.s8.to("meta")), ValueError, "one device"),
     "int4 zeros on meta": (lambda w: ops.pack_a16w4(w.q4, w.s4, w.z4.to("meta"), G), ValueError, "one device"),
+    "op int8 scales on meta": (lambda w: OP.pack_a16w8(w.q8, w.s8.to("meta")), RuntimeError,
+                               "all tensors must be on one device, got weight on cpu, scales on meta"),
+    "op da8w8 weight on meta": (lambda w: OP.pack_da8w8(w.q8.to("meta"), w.s8), RuntimeError, "one device"),
+    "op int4 zeros on meta": (lambda w: OP.pack_a16w4(w.q4, w.s4, w.z4.to("meta"), G), RuntimeError,
+                              "all tensors must be on one device, got weight on cpu, scales on cpu, zeros on meta"),
 }
 
 LAYER_ERROR_CASES = {

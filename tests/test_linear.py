@@ -103,3 +103,31 @@ def test_da8w8_quantization_is_bit_exact():
     out = ops.linear_da8w8(x, ops.pack_da8w8(q, s), k)
     xq, xs = reference.quantize_activation_per_token(x)
     torch.testing.assert_close(out, xq.float() * xs[:, None], rtol=2 ** -23, atol=0)
+
+
+@pytest.mark.parametrize("k", [5, 40, 203])  # the vector kernels' tails and bodies
+def test_da8w8_rows_with_tiny_amax(k):
+    """Rows with 0 < amax < 2^-120, where 127 / amax overflows to inf (issue 11, item 6): the kernels scale such a
+    row by 2^64 first (reference.quantize_activation_per_token), so it quantizes like any other row instead of to
+    garbage. One-hot weights make output n = x_q[:, n] * x_scale; x_scale = amax / 127 is subnormal there, so the
+    output is within one subnormal step (2^-149) of each quantized value times the scale, i.e. the kernels and the
+    reference agree bit for bit, and both are within half a quantization step of x (plus that subnormal step)."""
+    q, s = torch.eye(k, dtype=torch.int8), torch.ones(k)
+    amaxes = [1e-37, 2.0 ** -121, 3.6e-37, 2.0 ** -120, 4e-37, 1e-38, 1e-40, 1.4e-45 * 200, 1.0]
+    x = torch.randn(len(amaxes), k)
+    x = x / x.abs().amax(dim=1, keepdim=True) * torch.tensor(amaxes)[:, None]
+    out = ops.linear_da8w8(x, ops.pack_da8w8(q, s), k)
+    xq, xs = reference.quantize_activation_per_token(x)
+    assert torch.equal(out, xq.float() * xs[:, None])
+    assert (xq.abs().amax(dim=1) == 127).all()  # every row used the full int8 range
+    step = (x.abs().amax(dim=1, keepdim=True) / 127).double()
+    assert ((out.double() - x.double()).abs() <= step / 2 + 2.0 ** -149 * 64).all()
+
+
+def test_da8w8_issue_example_with_tiny_activations():
+    """x = [1e-37, 0, ...], all-ones weight, scale 1: the answer is 1e-37 (it was -6e-37)."""
+    x = torch.tensor([[1e-37, 0, 0, 0, 0, 0, 0, 0]])
+    q, s = torch.ones(16, 8, dtype=torch.int8), torch.ones(16)
+    out = ops.linear_da8w8(x, ops.pack_da8w8(q, s), 16)
+    torch.testing.assert_close(out, torch.full((1, 16), 1e-37), rtol=2 ** -16, atol=0)
+    torch.testing.assert_close(reference.linear_da8w8(x, q, s), out, rtol=0, atol=0)

@@ -128,3 +128,187 @@ def test_quant_linear_on_meta_runs_shape_only(mode):
     q = QuantLinear(128, 40, mode=mode, group_size=32, device="meta", dtype=torch.bfloat16)
     out = q(torch.empty(3, 128, dtype=torch.bfloat16, device="meta"))
     assert out.shape == (3, 40) and out.device.type == "meta"
+
+
+@pytest.mark.parametrize("mode", lowbit.MODES)
+def test_meta_layer_loaded_without_bias_names_the_bias(mode):
+    """Built on meta, loaded with strict=False and assign=True from a checkpoint without the bias (issue 11,
+    item 3): the bias stays on meta, and forward used to return different garbage each call. It must raise,
+    naming the bias and its device; with the bias in the checkpoint the layer works."""
+    torch.manual_seed(7)
+    real = QuantLinear.from_linear(nn.Linear(64, 24), mode, group_size=32)
+    sd = real.state_dict()
+    layer = QuantLinear(64, 24, mode=mode, group_size=32, device="meta")
+    missing, _ = layer.load_state_dict({k: v for k, v in sd.items() if k != "bias"}, strict=False, assign=True)
+    assert missing == ["bias"]
+    x = torch.randn(3, 64)
+    with pytest.raises(ValueError, match="bias is on meta but the layer's weight is on cpu.*never loaded"):
+        layer(x)
+    layer.load_state_dict(sd, assign=True)
+    assert torch.equal(layer(x), real(x))
+
+
+@pytest.mark.parametrize("method", ["rtn", "search"])
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_int4_scales_are_finite_at_the_edges_of_the_float_range(symmetric, method):
+    """A group holding -3e38 and 3e38 (issue 11, item 7): max - min overflowed, the scale was inf and the output
+    column NaN; the search's squared errors overflowed for weights past about 1e18. Groups are scaled by a power of
+    two before quantizing (exact), so every finite weight gets a finite scale: within half a step of each weight
+    (round to nearest; a few steps for the search, which clips), and kernels that agree with the reference. Groups
+    of subnormal weights are quantized too, and ordinary groups in the same rows keep their scales."""
+    torch.manual_seed(8)
+    w = torch.randn(4, 64)
+    w[1, 3], w[1, 7], w[1, 11] = -3e38, 3e38, 1e30
+    w[2, :32] *= 1e-40   # subnormal weights
+    w[3, 32:] *= 1e20    # squares past float32's range
+    packed, s, z = formats.quantize_int4(w, 32, symmetric, method)
+    assert torch.isfinite(s).all() and (s > 0).all()
+    ordinary = formats.quantize_int4(w[0:1], 32, symmetric, method)[1]
+    assert torch.equal(s[0], ordinary[0])
+    deq = reference.dequantize_int4(packed, s, z, 32)
+    assert torch.isfinite(deq).all()
+    step = s.double().repeat_interleave(32, dim=1)
+    slack = 0.5 if method == "rtn" else 3.0  # the search clips up to 40% of a group's range
+    assert ((deq - w.double()).abs() <= step * slack * (1 + 1e-6) + 2.0 ** -149).all()
+
+    layer = QuantLinear(64, 4, mode="a16w4", group_size=32, symmetric=symmetric)
+    layer._pack({"weight": packed, "weight_scale": s, "weight_zero": z})
+    x = torch.randn(5, 64) * 1e-3
+    out = layer(x)
+    assert torch.isfinite(out).all()
+    ref = reference.linear_a16w4(x, packed, s, z, 32, dtype=torch.float64)
+    torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-30)
+
+
+def test_int4_rtn_unchanged_for_ordinary_weights():
+    """The power-of-two scaling changes no bit for weights of ordinary size: scales by the plain formula."""
+    w = torch.randn(16, 128) * 0.05
+    packed, s, z = formats.quantize_int4(w, 32)
+    g = w.reshape(16, 4, 32)
+    lo, hi = g.amin(-1).clamp(max=0), g.amax(-1).clamp(min=0)
+    assert torch.equal(s, (hi - lo) / 15)
+    assert torch.equal(z, torch.round(-lo / s).clamp(0, 15).to(torch.uint8))
+
+
+@pytest.mark.parametrize("q, exc, match", [
+    (torch.tensor([[17, 0]]), ValueError, r"q must be in 0..15, got values in 0..17"),
+    (torch.tensor([[-1, 3]]), ValueError, r"q must be in 0..15, got values in -1..3"),
+    (torch.zeros(2, 3, dtype=torch.uint8), ValueError, "even K"),
+    (torch.zeros(2, 4, dtype=torch.int8), TypeError, "int8 suggests signed int4"),
+    (torch.zeros(2, 4), TypeError, "q must be uint8"),
+    (torch.zeros(2, 4, dtype=torch.bool), TypeError, "q must be uint8"),
+    (torch.zeros(8, dtype=torch.uint8), ValueError, "2-D"),
+    ([[1, 2]], TypeError, "q must be a torch.Tensor"),
+])
+def test_pack_int4_refuses_what_it_cannot_pack(q, exc, match):
+    """Issue 11, item 14: 17 became 1, -1 overwrote its neighbour, K = 3 packed an element twice, int8 passed."""
+    with pytest.raises(exc, match=match):
+        formats.pack_int4(q)
+
+
+def test_pack_int4_accepts_wider_integer_types():
+    q = torch.randint(0, 16, (3, 10))
+    assert torch.equal(formats.pack_int4(q), formats.pack_int4(q.to(torch.uint8)))
+    assert torch.equal(formats.unpack_int4(formats.pack_int4(q)), q.to(torch.uint8))
+
+
+@pytest.mark.parametrize("packed, exc, match", [
+    (torch.zeros(2, 4, dtype=torch.int8), TypeError, "packed must be a uint8 tensor"),
+    (torch.zeros(2, 4, dtype=torch.int32), TypeError, "packed must be a uint8 tensor"),
+    (torch.zeros(4, dtype=torch.uint8), ValueError, "2-D"),
+])
+def test_unpack_int4_refuses_other_dtypes(packed, exc, match):
+    """unpack_int4 of int8 returned negative nibbles (arithmetic shift)."""
+    with pytest.raises(exc, match=match):
+        formats.unpack_int4(packed)
+
+
+@pytest.mark.parametrize("shape", ["sequential", "attribute"])
+def test_a_linear_used_in_two_places_becomes_one_quantlinear(shape):
+    """Issue 11, item 9: only the first use was replaced; the second silently stayed in full precision."""
+    torch.manual_seed(9)
+    lin = nn.Linear(64, 64)
+    if shape == "sequential":
+        model = nn.Sequential(lin, nn.ReLU(), lin)
+        uses = lambda m: (m[0], m[2])  # noqa: E731
+    else:
+        model = nn.Module()
+        model.a = lin
+        model.b = model.a
+        uses = lambda m: (m.a, m.b)  # noqa: E731
+    lowbit.quantize_(model, "a16w8")
+    first, second = uses(model)
+    assert isinstance(first, QuantLinear) and second is first
+    assert not any(type(m) is nn.Linear for m in model.modules())
+
+
+def test_shared_linear_inside_shared_parent():
+    inner = nn.Linear(32, 32)
+    block = nn.Sequential(inner, nn.GELU(), inner)
+    model = nn.Sequential(block, block, nn.Linear(32, 8))
+    lowbit.quantize_(model, "da8w8")
+    assert model[0] is model[1] and model[0][0] is model[0][2] and isinstance(model[0][0], QuantLinear)
+    assert isinstance(model[2], QuantLinear)
+
+
+@pytest.mark.parametrize("mode", lowbit.MODES)
+def test_quantize_on_meta_then_load_with_assign(mode):
+    """Issue 11, item 10: quantize_ on a model built under torch.device("meta") failed with "Tensor.item() cannot
+    be called on meta tensors". It gives QuantLinear layers on meta; load_state_dict(assign=True) fills them."""
+    torch.manual_seed(10)
+    real = lowbit.quantize_(nn.Sequential(nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 16, bias=False)), mode,
+                            group_size=16)
+    with torch.device("meta"):
+        skeleton = nn.Sequential(nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 16, bias=False))
+    lowbit.quantize_(skeleton, mode, group_size=16)
+    assert all(isinstance(skeleton[i], QuantLinear) and skeleton[i].packed_weight.is_meta for i in (0, 2))
+    skeleton.load_state_dict(real.state_dict(), assign=True)
+    x = torch.randn(3, 64)
+    assert torch.equal(skeleton(x), real(x))
+
+
+@pytest.mark.parametrize("group_size", [3, 0, -2, 2.5, "128", True, 1])
+def test_quantize_refuses_an_invalid_group_size(group_size):
+    """Issue 11, item 11: group_size=3 raised nothing and kept every layer in full precision."""
+    model = nn.Sequential(nn.Linear(64, 64))
+    with pytest.raises(ValueError, match="group_size must be None or -1"):
+        lowbit.quantize_(model, "a16w4", group_size=group_size)
+    assert type(model[0]) is nn.Linear
+
+
+@pytest.mark.parametrize("group_size", [None, -1, 32])
+def test_quantize_accepts_valid_group_sizes(group_size):
+    model = lowbit.quantize_(nn.Sequential(nn.Linear(64, 64)), "a16w4", group_size=group_size)
+    assert model[0].group_size == (32 if group_size == 32 else 64)
+
+
+def test_quantize_other_bad_arguments():
+    model = nn.Sequential(nn.Linear(64, 64))
+    with pytest.raises(TypeError, match="symmetric must be a bool"):
+        lowbit.quantize_(model, "a16w4", symmetric="yes")
+    with pytest.raises(TypeError, match="filter_fn must be callable"):
+        lowbit.quantize_(model, "a16w4", filter_fn="0")
+
+
+def test_quantize_keeps_hooks_and_logs_skipped_subclasses(caplog):
+    """Issue 11, item 12: forward hooks on replaced layers were dropped, nn.Linear subclasses skipped silently."""
+
+    class MyLinear(nn.Linear):
+        pass
+
+    model = nn.Sequential(nn.Linear(64, 64), MyLinear(64, 8))
+    calls = []
+    pre = model[0].register_forward_pre_hook(lambda m, args: calls.append(("pre", type(m).__name__)))
+    model[0].register_forward_hook(lambda m, args, out: calls.append(("post", type(m).__name__)))
+    model[0].register_forward_hook(lambda m, args, kwargs, out: calls.append(("kw", type(m).__name__)),
+                                   with_kwargs=True)
+    with caplog.at_level(logging.WARNING, logger="lowbit"):
+        lowbit.quantize_(model, "a16w8")
+    assert isinstance(model[0], QuantLinear) and type(model[1]) is MyLinear
+    assert "keeping 1 as MyLinear" in caplog.text and "subclasses" in caplog.text
+    model(torch.randn(2, 64))
+    assert calls == [("pre", "QuantLinear"), ("post", "QuantLinear"), ("kw", "QuantLinear")]
+    pre.remove()  # the user's handle still works on the moved hook
+    calls.clear()
+    model(torch.randn(2, 64))
+    assert calls == [("post", "QuantLinear"), ("kw", "QuantLinear")]

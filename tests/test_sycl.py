@@ -292,3 +292,90 @@ def test_opcheck_lowbit_sycl_ops(mode):
         torch.library.opcheck(getattr(torch.ops.lowbit_sycl, f"pack_{mode}"), (wq, s))
         packed = getattr(torch.ops.lowbit_sycl, f"pack_{mode}")(wq, s)
         torch.library.opcheck(getattr(torch.ops.lowbit_sycl, f"linear_{mode}"), (x, packed, n, bias))
+
+
+@needs_sycl
+@pytest.mark.parametrize("mode", ["a16w8", "a16w4", "da8w8"])
+def test_empty_k_is_refused_not_left_unwritten(mode):
+    """x [3, 0] with a packing shaped for K = 0 (issue 11, item 1): the native op raises, and so must the SYCL op
+    (it used to return a [3, N] tensor it never wrote); the wrappers raise ValueError before reaching it."""
+    op = getattr(torch.ops.lowbit_sycl, f"linear_{mode}")
+    x = torch.randn(3, 0)
+    rows = 0 if mode == "a16w4" else 1
+    packed = torch.zeros(2, rows, 64, 4, dtype=torch.uint8)
+    args = (x, packed, 70, 32, None) if mode == "a16w4" else (x, packed, 70, None)
+    with pytest.raises(RuntimeError, match="K must be positive"):
+        op(*args)
+    with lowbit.sycl.route_cpu(), pytest.raises(ValueError, match="K must be positive"):
+        if mode == "a16w4":
+            ops.linear_a16w4(x, packed, 70, 32)
+        else:
+            getattr(ops, f"linear_{mode}")(x, packed, 70)
+
+
+@needs_sycl
+def test_sizes_past_32_bits_are_refused():
+    """The SYCL kernels index with 32-bit ints (issue 11, item 4): out_features = 2^31 + 16 used to turn negative
+    and leave the output unwritten, and a bf16 x with M * K = 2^31 + 65536 made the a16w8 (and a16w4) activation
+    prepass convert nothing. Both are errors now, raised before anything is allocated or launched (x is allocated
+    but never touched, so its 4 GiB stay virtual)."""
+    op = torch.ops.lowbit_sycl
+    q, s = random_int8(16, 8)
+    with pytest.raises(RuntimeError, match="out_features = 2147483664 is too large for the SYCL kernels"):
+        op.linear_a16w8(torch.randn(2, 8), op.pack_a16w8(q, s), 2 ** 31 + 16, None)
+    k = 65536
+    x = torch.empty(2 ** 31 // k + 1, k, dtype=torch.bfloat16)  # M * K = 2^31 + 65536
+    q8, s8 = torch.zeros(16, k, dtype=torch.int8), torch.ones(16)
+    q4, s4 = torch.zeros(16, k // 2, dtype=torch.uint8), torch.ones(16, k // 128)
+    for call in (lambda: op.linear_a16w8(x, op.pack_a16w8(q8, s8), 16, None),
+                 lambda: op.linear_da8w8(x, op.pack_da8w8(q8, s8), 16, None),
+                 lambda: op.linear_a16w4(x, op.pack_a16w4(q4, s4, None, 128), 16, 128, None)):
+        with pytest.raises(RuntimeError, match=r"x.numel\(\) = 2147549184 is too large for the SYCL kernels"):
+            call()
+    x_small_rows = torch.empty(2 ** 31 // 16 // 64 + 1, 64, dtype=torch.bfloat16)  # M * N past 2^31 with N = 2^10
+    big_n = torch.ops.lowbit_sycl.pack_a16w8(torch.zeros(1024 * 16, 64, dtype=torch.int8), torch.ones(1024 * 16))
+    with pytest.raises(RuntimeError, match=r"the output's numel .* is too large"):
+        torch.ops.lowbit_sycl.linear_a16w8(x_small_rows, big_n, 1024 * 16, None)
+
+
+@needs_sycl
+def test_lowbit_sycl_ops_refuse_mixed_devices_and_name_the_wrong_argument():
+    """Issue 11, items 2 and 13 on the SYCL ops: one meta tensor among CPU ones is refused (the fake kernel ran and
+    returned uninitialized memory), and a mismatched group size is blamed on group_size, not on x."""
+    op = torch.ops.lowbit_sycl
+    q4, s4, z4 = random_int4(N, 64, 32, False)
+    p4 = op.pack_a16w4(q4, s4, z4, 32)
+    x = torch.randn(3, 64)
+    with pytest.raises(RuntimeError, match="all tensors must be on one device, got x on cpu, packed_weight on meta"):
+        op.linear_a16w4(x, p4.to("meta"), N, 32, None)
+    with pytest.raises(RuntimeError, match="bias on meta"):
+        op.linear_a16w4(x, p4, N, 32, torch.randn(N, device="meta"))
+    with pytest.raises(RuntimeError, match="zeros on meta"):
+        op.pack_a16w4(q4, s4, z4.to("meta"), 32)
+    with pytest.raises(RuntimeError, match="group_size = 64 does not match packed_weight, whose size is that of "
+                                           "group_size = 32 for K = 64"):
+        op.linear_a16w4(x, p4, N, 64, None)
+
+
+@needs_sycl
+def test_lowbit_sycl_fake_kernels_refuse_what_the_ops_refuse():
+    """Issue 11, item 15 on the SYCL ops: the same message from the fake kernel as from the C++ op."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    op = torch.ops.lowbit_sycl
+    q4, s4, z4 = random_int4(N, 64, 32, False)
+    q8, s8 = random_int8(N, 64)
+    p4, p8 = op.pack_a16w4(q4, s4, z4, 32), op.pack_a16w8(q8, s8)
+    x = torch.randn(3, 64)
+    cases = [(op.linear_a16w4, (x, p4, N, 3, None)), (op.linear_a16w4, (x, p4, N, 64, None)),
+             (op.linear_a16w8, (x.long(), p8, N, None)), (op.linear_a16w8, (x, ops.pack_a16w8(q8, s8), N, None)),
+             (op.linear_a16w8, (torch.randn(3, 68), p8, N, None)), (op.linear_da8w8, (x, p8, N + 64, None)),
+             (op.linear_a16w8, (x, p8, 2 ** 31 + 16, None)), (op.linear_a16w8, (x[:, :0], p8[:, :1], N, None)),
+             (op.pack_a16w4, (q4, s4, z4, 0)), (op.pack_a16w8, (q8.float(), s8))]
+    for fn, args in cases:
+        with pytest.raises(RuntimeError) as eager:
+            fn(*args)
+        with FakeTensorMode() as mode:
+            with pytest.raises(RuntimeError) as fake:
+                fn(*[mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in args])
+        e, f = str(eager.value).splitlines()[0], str(fake.value).splitlines()[0]
+        assert f[f.index("lowbit: "):] == e[e.index("lowbit: "):]

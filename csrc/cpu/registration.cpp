@@ -124,8 +124,16 @@ struct Prepared {
 };
 
 // Checks shared by the three modes; returns the output and the args without the mode's packed view.
+// Per-panel bytes of a packing (mode, K, group size), for the error that names the mismatched argument.
+int64_t panel_bytes(const char* mode, int64_t K, int64_t group_size) {
+  const std::string m = mode;
+  if (m == "a16w8") return lc::a16w8_panel_bytes(K);
+  if (m == "da8w8") return lc::da8w8_panel_bytes(K);
+  return lc::a16w4_panel_bytes(K, group_size);
+}
+
 Prepared prepare(const Tensor& x, const Tensor& packed, int64_t N, const std::optional<Tensor>& bias,
-                 int64_t panel_bytes_for_K, const char* mode) {
+                 int64_t panel_bytes_for_K, const char* mode, int64_t group_size = 0) {
   check_cpu_contiguous(x, "x");
   check_cpu_contiguous(packed, "packed_weight");
   const lc::ActDType dtype = act_dtype(x);
@@ -139,8 +147,8 @@ Prepared prepare(const Tensor& x, const Tensor& packed, int64_t N, const std::op
   STD_TORCH_CHECK(packed.dim() == 2 && packed.size(0) == lc::num_panels(N),
                   "lowbit: packed_weight does not hold out_features = ", N, " (expected ", lc::num_panels(N),
                   " panels of 16 columns, got shape [", packed.dim() > 0 ? packed.size(0) : 0, ", ...])");
-  STD_TORCH_CHECK(packed.size(1) == panel_bytes_for_K, "lowbit: x.size(-1) = ", K,
-                  " does not match the in_features packed_weight was packed for (", mode, ")");
+  if (packed.size(1) != panel_bytes_for_K)
+    lowbit::checks::packed_size_mismatch(packed.size(1), mode, K, group_size, panel_bytes);
   if (bias) {
     check_cpu_contiguous(*bias, "bias");
     STD_TORCH_CHECK(bias->scalar_type() == x.scalar_type(), "lowbit: bias must have x's dtype (",
@@ -203,7 +211,7 @@ Tensor linear_a16w4(Tensor x, Tensor packed, int64_t out_features, int64_t group
   const int64_t K = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
   STD_TORCH_CHECK(K % 2 == 0, "lowbit: a16w4 needs an even K = x.size(-1), got ", K);
   check_group(K, group_size);
-  Prepared p = prepare(x, packed, out_features, bias, lc::a16w4_panel_bytes(K, group_size), "a16w4");
+  Prepared p = prepare(x, packed, out_features, bias, lc::a16w4_panel_bytes(K, group_size), "a16w4", group_size);
   if (p.args.M == 0) return p.out;
   p.args.group = group_size;
   p.args.x = x_as_f32(x, p);
@@ -215,6 +223,7 @@ Tensor linear_a16w4(Tensor x, Tensor packed, int64_t out_features, int64_t group
 
 Tensor linear_da8w8(Tensor x, Tensor packed, int64_t out_features, std::optional<Tensor> bias) {
   const int64_t K = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
+  check_da8w8_k(K);  // the int32 accumulator's bound, whoever packed the weight
   Prepared p = prepare(x, packed, out_features, bias, lc::da8w8_panel_bytes(K), "da8w8");
   auto& a = p.args;
   if (a.M == 0) return p.out;

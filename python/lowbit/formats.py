@@ -11,7 +11,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from lowbit.scale_search import search_int4
+from lowbit.scale_search import normalize_groups, scale_back, search_int4
 
 INT4_MAX = 15
 # How int4 scales and zeros are chosen: round to nearest, or an error-minimizing search (scale_search.py)
@@ -63,14 +63,38 @@ def check_int4_method(method: str) -> None:
         raise ValueError(f"method must be one of {INT4_METHODS}, got {method!r}")
 
 
+_INT4_SOURCE_DTYPES = (torch.uint8, torch.int16, torch.int32, torch.int64)
+
+
 def pack_int4(q: Tensor) -> Tensor:
-    """uint8/int [N, K] in 0..15 -> uint8 [N, K/2], element k in the low nibble when k is even."""
+    """uint8 (or int16/32/64) [N, K] in 0..15, K even -> uint8 [N, K/2], element k in the low nibble when k is even.
+
+    int8 is refused: lowbit's int4 values are unsigned (0..15, zero point 8 when symmetric), while int8 usually
+    holds signed ones (-8..7), which would need 8 added first. Values outside 0..15 are a ValueError (17 would
+    lose its high bit, -1 would overwrite its neighbour), and so is an odd K."""
+    if not isinstance(q, Tensor):
+        raise TypeError(f"q must be a torch.Tensor, got {type(q).__name__}")
+    if q.dtype not in _INT4_SOURCE_DTYPES:
+        hint = (" (int8 suggests signed int4 in -8..7: lowbit's int4 is unsigned 0..15, so add 8 and pass uint8)"
+                if q.dtype == torch.int8 else "")
+        raise TypeError(f"q must be uint8 (or int16/int32/int64) with values in 0..15, got dtype {q.dtype}{hint}")
+    if q.dim() != 2:
+        raise ValueError(f"q must be a 2-D [N, K] tensor, got shape {tuple(q.shape)}")
+    if q.shape[1] % 2:
+        raise ValueError(f"q must have an even K (two int4 per byte), got K = {q.shape[1]}")
+    if q.device.type != "meta" and q.numel() and (int(q.min()) < 0 or int(q.max()) > INT4_MAX):
+        raise ValueError(f"q must be in 0..{INT4_MAX}, got values in {int(q.min())}..{int(q.max())}")
     q = q.to(torch.uint8)
     return (q[:, 0::2] | (q[:, 1::2] << 4)).contiguous()
 
 
 def unpack_int4(packed: Tensor) -> Tensor:
     """uint8 [N, K/2] -> uint8 [N, K] in 0..15."""
+    if not isinstance(packed, Tensor) or packed.dtype != torch.uint8:
+        what = f"dtype {packed.dtype}" if isinstance(packed, Tensor) else type(packed).__name__
+        raise TypeError(f"packed must be a uint8 tensor (two int4 per byte), got {what}")
+    if packed.dim() != 2:
+        raise ValueError(f"packed must be a 2-D [N, K/2] tensor, got shape {tuple(packed.shape)}")
     return torch.stack([packed & 15, packed >> 4], dim=-1).reshape(packed.shape[0], -1)
 
 
@@ -93,16 +117,19 @@ def quantize_int4(weight: Tensor, group_size: Optional[int] = 128, symmetric: bo
     if method == "search":
         q, scales, zeros = search_int4(weight, g, symmetric)
         return pack_int4(q), scales.contiguous(), zeros
-    w = weight.float().reshape(N, K // g, g)
+    # each group scaled by a power of two (exact): max - min of finite weights cannot overflow, and ordinary
+    # weights get the same bits as without it (scale_search.normalize_groups)
+    w, e = normalize_groups(weight.float().reshape(N, K // g, g))
     if symmetric:
-        scales = _safe_scale(w.abs().amax(dim=-1) / 7.0)
-        zeros = None
-        q = torch.round(w / scales[..., None]).clamp_(-8, 7) + 8
+        scales = _safe_scale(w.abs().amax(dim=-1, keepdim=True) / 7.0)
+        zeros = torch.full_like(scales, 8.0)
+        q = torch.round(w / scales).clamp_(-8, 7) + 8
     else:
-        lo = w.amin(dim=-1).clamp(max=0.0)  # keep 0 representable, as zero points of real weights do
-        hi = w.amax(dim=-1).clamp(min=0.0)
+        lo = w.amin(dim=-1, keepdim=True).clamp(max=0.0)  # keep 0 representable, as zero points of real weights do
+        hi = w.amax(dim=-1, keepdim=True).clamp(min=0.0)
         scales = _safe_scale((hi - lo) / INT4_MAX)
         zeros = torch.round(-lo / scales).clamp_(0, INT4_MAX)
-        q = (torch.round(w / scales[..., None]) + zeros[..., None]).clamp_(0, INT4_MAX)
-        zeros = zeros.to(torch.uint8).contiguous()
-    return pack_int4(q.reshape(N, K)), scales.contiguous(), zeros
+        q = (torch.round(w / scales) + zeros).clamp_(0, INT4_MAX)
+    q, scales = scale_back(q, scales, e, zeros)
+    zeros = None if symmetric else zeros.squeeze(-1).to(torch.uint8).contiguous()
+    return pack_int4(q.reshape(N, K).to(torch.uint8)), scales.squeeze(-1).contiguous(), zeros

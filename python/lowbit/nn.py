@@ -5,7 +5,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from lowbit import formats, layouts, ops, sycl
+from lowbit import _opmeta, formats, layouts, ops, sycl
 
 MODES = ("a16w8", "a16w4", "da8w8")
 
@@ -56,13 +56,18 @@ class QuantLinear(nn.Module):
     def from_linear(cls, linear: nn.Linear, mode: str = "a16w4", group_size: Optional[int] = 128,
                     symmetric: bool = False, method: str = "rtn") -> "QuantLinear":
         """Quantize an nn.Linear (see lowbit.formats). method: "rtn" (round to nearest) or "search" (int4 only:
-        per-group scales and zeros minimizing the weight error, lowbit.scale_search; int8 ignores it)."""
+        per-group scales and zeros minimizing the weight error, lowbit.scale_search; int8 ignores it).
+        A linear on the meta device gives a QuantLinear on meta (shapes only), to be filled by
+        load_state_dict(..., assign=True)."""
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"linear must be an nn.Linear, got {type(linear).__name__}")
         formats.check_int4_method(method)
         w = linear.weight.detach()
         q = cls(linear.in_features, linear.out_features, linear.bias is not None, mode, group_size, symmetric,
                 device=w.device, dtype=w.dtype)
+        if w.device.type == "meta":
+            # no values to quantize: a layer of the right shapes on meta, for load_state_dict(..., assign=True)
+            return q
         with torch.no_grad():
             if mode == "a16w4":
                 packed, scales, zeros = formats.quantize_int4(w, q.group_size, symmetric, method)
@@ -87,31 +92,54 @@ class QuantLinear(nn.Module):
             specs["weight_zero"] = ((N, groups), torch.uint8)
         return specs
 
-    def _sycl_wanted(self) -> bool:
-        """Whether the SYCL kernels run this layer where its packed weight now is (XPU, or CPU while
-        lowbit.sycl.route_cpu is on). The bytes keep the layout they were packed in when they move, so a
-        mismatch with `_sycl_layout` (set at packing) means a repack."""
-        return sycl.handles(self.packed_weight.device)
+    def _sycl_wanted(self, device: torch.device, route: Optional[bool] = None) -> bool:
+        """Whether the SYCL kernels run this layer on `device` (XPU, or CPU while lowbit.sycl.route_cpu is on;
+        `route`: that switch, read once by the caller)."""
+        if route is None:
+            route = sycl.routing_cpu()
+        return device.type == "xpu" or (device.type == "cpu" and route)
 
-    def _pack(self, canonical: Dict[str, Optional[Tensor]]) -> None:
+    @property
+    def _sycl_layout(self) -> bool:
+        """Which kernels' layout the packed bytes are in. It is read off the packed tensor itself (SYCL packings
+        are 4-D, native CPU ones 2-D), so the packing and its layout are one attribute: a thread reading them
+        while another repacks sees either the old packing or the new one, never one with the other's flag."""
+        return _opmeta.is_sycl_layout(self.packed_weight)
+
+    def _pack(self, canonical: Dict[str, Optional[Tensor]], sycl_layout: Optional[bool] = None) -> Tensor:
+        """Packs canonical tensors for the kernels of `sycl_layout` (default: those that run the layer where the
+        tensors are) and makes the result the layer's packing, in one assignment. Returns it."""
         weight, scale = canonical["weight"], canonical["weight_scale"]
+        if sycl_layout is None:
+            sycl_layout = self._sycl_wanted(weight.device)
         if self.mode == "a16w8":
-            packed = ops.pack_a16w8(weight, scale)
+            packed = ops.pack_a16w8(weight, scale, _sycl_layout=sycl_layout)
         elif self.mode == "da8w8":
-            packed = ops.pack_da8w8(weight, scale)
+            packed = ops.pack_da8w8(weight, scale, _sycl_layout=sycl_layout)
         else:
-            packed = ops.pack_a16w4(weight, scale, canonical.get("weight_zero"), self.group_size)
+            packed = ops.pack_a16w4(weight, scale, canonical.get("weight_zero"), self.group_size,
+                                    _sycl_layout=sycl_layout)
         self.packed_weight = packed
-        self._sycl_layout = self._sycl_wanted()
+        return packed
 
-    def canonical(self) -> Dict[str, Tensor]:
-        """The canonical tensors (state_dict names, without the bias), unpacked from the kernel layout."""
-        c = layouts.unpack(self.mode, self.packed_weight, self.out_features, self.in_features, self.group_size,
-                           self.symmetric, sycl_layout=self._sycl_layout)
+    def canonical(self, packed: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """The canonical tensors (state_dict names, without the bias), unpacked from the kernel layout (of
+        `packed`, default the layer's packing)."""
+        packed = self.packed_weight if packed is None else packed
+        c = layouts.unpack(self.mode, packed, self.out_features, self.in_features, self.group_size,
+                           self.symmetric, sycl_layout=_opmeta.is_sycl_layout(packed))
         out = {"weight": c.weight, "weight_scale": c.scale}
         if c.zero is not None:
             out["weight_zero"] = c.zero
         return out
+
+    def _packed_for(self, sycl_layout: bool) -> Tensor:
+        """The layer's packing in the layout of `sycl_layout`, repacked from the one it is in if needed. Reads
+        the packing once, so a concurrent repack by another thread cannot mix two packings."""
+        packed = self.packed_weight
+        if _opmeta.is_sycl_layout(packed) != sycl_layout:
+            packed = self._pack(self.canonical(packed), sycl_layout)
+        return packed
 
     @property
     def weight(self) -> Tensor:
@@ -133,8 +161,7 @@ class QuantLinear(nn.Module):
         return self
 
     def _repack_if_needed(self) -> None:
-        if self._sycl_layout != self._sycl_wanted():
-            self._pack(self.canonical())  # canonical() reads the bytes in the layout they are in
+        self._packed_for(self._sycl_wanted(self.packed_weight.device))
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
@@ -182,15 +209,20 @@ class QuantLinear(nn.Module):
         # The packed weight is this layer's own, so only x is checked here (the functional lowbit.ops.* check
         # every argument; the C++ op checks again): the per-call cost matters at decode, where a step is many
         # small calls.
-        self._repack_if_needed()  # lowbit.sycl.route_cpu may have been switched since packing
-        packed = self.packed_weight
-        if not isinstance(x, Tensor) or x.dtype not in ops.ACTIVATION_DTYPES or x.dim() == 0 \
-                or x.shape[-1] != self.in_features or x.device != packed.device:
-            self._explain_bad_input(x)
+        # lowbit.sycl.route_cpu may have been switched since packing, and may be switched by another thread
+        # during this call: read it once, and pack and run with that one decision
+        route = sycl.routing_cpu()
+        device = self.packed_weight.device
+        sycl_layout = self._sycl_wanted(device, route)
+        packed = self._packed_for(sycl_layout)
         bias = self.bias
+        if not isinstance(x, Tensor) or x.dtype not in ops.ACTIVATION_DTYPES or x.dim() == 0 \
+                or x.shape[-1] != self.in_features or x.device != packed.device \
+                or (bias is not None and bias.device != packed.device):
+            self._explain_bad_input(x)
         if bias is not None and bias.dtype != x.dtype:
             bias = bias.to(x.dtype)
-        kernels = sycl.ops_for(x.device)
+        kernels = ops.kernels_for(device, sycl_layout)
         x = x.contiguous()
         if self.mode == "a16w8":
             return kernels.linear_a16w8(x, packed, self.out_features, bias)
@@ -203,6 +235,12 @@ class QuantLinear(nn.Module):
             raise ValueError(f"x must have in_features = {self.in_features} as its last dimension, "
                              f"got shape {tuple(x.shape)}")
         ops.check_input(x, self.packed_weight)
+        bias = self.bias
+        if bias is not None and bias.device != self.packed_weight.device:
+            hint = (" (it was never loaded: a layer built on meta keeps a meta bias until load_state_dict(..., "
+                    "assign=True) is given one)" if bias.device.type == "meta" else "")
+            raise ValueError(f"bias is on {bias.device} but the layer's weight is on {self.packed_weight.device}"
+                             f"{hint}")
 
     def dequantized_weight(self) -> Tensor:
         """The float32 weight this layer multiplies by (what the kernels compute with)."""

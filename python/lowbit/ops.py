@@ -9,7 +9,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from lowbit import sycl
+from lowbit import _opmeta, sycl
 
 PANEL = 16  # output columns per packed panel (csrc/cpu/kernels/api.h)
 ACTIVATION_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
@@ -19,19 +19,19 @@ _SUPPORTED_DEVICES = ("cpu", "xpu")  # xpu: the SYCL kernels (lowbit.sycl), when
 # ------------------------------------------------------------------ packed sizes (mirror api.h)
 
 def _panels(n: int) -> int:
-    return (n + PANEL - 1) // PANEL
+    return _opmeta.cpu_panels(n)
 
 
 def _a16w8_panel_bytes(k: int) -> int:
-    return PANEL * 4 + k * PANEL
+    return _opmeta.cpu_panel_bytes("a16w8", k)
 
 
 def _a16w4_panel_bytes(k: int, group_size: int) -> int:
-    return k // group_size * (PANEL * 8 + group_size // 2 * PANEL)
+    return _opmeta.cpu_panel_bytes("a16w4", k, group_size)
 
 
 def _da8w8_panel_bytes(k: int) -> int:
-    return PANEL * 8 + (k + 3) // 4 * 4 * PANEL
+    return _opmeta.cpu_panel_bytes("da8w8", k)
 
 
 # ------------------------------------------------------------------ validation
@@ -87,9 +87,17 @@ def _check_linear(x, packed_weight, out_features, bias, panel_bytes_of_k, mode, 
     if bias is not None and tuple(bias.shape) != (out_features,):
         raise ValueError(f"bias must have shape [out_features] = [{out_features}], got {tuple(bias.shape)}")
     k = x.shape[-1]
-    expected = (sycl.packed_shape(mode, out_features, k, group_size) if sycl.handles(x.device)
+    if k == 0:  # no packing has K = 0 (a hand-made one of that shape would leave the output unwritten)
+        raise ValueError(f"x.size(-1) = K must be positive, got x of shape {tuple(x.shape)}")
+    sycl_layout = sycl.handles(x.device)
+    expected = (sycl.packed_shape(mode, out_features, k, group_size) if sycl_layout
                 else (_panels(out_features), panel_bytes_of_k(k)))
     if tuple(packed_weight.shape) != expected:
+        if packed_weight.dim() == len(expected) and packed_weight.shape[0] == expected[0] \
+                and tuple(packed_weight.shape[2:]) == expected[2:]:
+            reason = _opmeta.mismatch_reason(mode, packed_weight.shape[1], k, group_size, sycl_layout)
+            if reason:
+                raise ValueError(reason)
         raise ValueError(
             f"packed_weight has shape {tuple(packed_weight.shape)}, but out_features = {out_features} and "
             f"x.size(-1) = K = {k} need {expected}: it was packed for another shape (mismatched K or N?) or "
@@ -115,19 +123,28 @@ def _check_int8_weight(weight, scales):
 
 # ------------------------------------------------------------------ packing
 
-def pack_a16w8(weight: Tensor, scales: Tensor) -> Tensor:
+def kernels_for(device: torch.device, sycl_layout: Optional[bool] = None):
+    """The op namespace for tensors on `device`: lowbit.sycl.ops_for(device), or, when sycl_layout is given, the
+    one whose kernels use that layout (QuantLinear decides the route once per call, and packs and runs with it)."""
+    if sycl_layout is None:
+        return sycl.ops_for(device)
+    return torch.ops.lowbit_sycl if device.type == "cpu" and sycl_layout else torch.ops.lowbit
+
+
+def pack_a16w8(weight: Tensor, scales: Tensor, *, _sycl_layout: Optional[bool] = None) -> Tensor:
     """Canonical int8 [N, K] + float32 scales [N] -> packed panels for linear_a16w8."""
     _check_int8_weight(weight, scales)
-    return sycl.ops_for(weight.device).pack_a16w8(weight.contiguous(), scales.contiguous())
+    return kernels_for(weight.device, _sycl_layout).pack_a16w8(weight.contiguous(), scales.contiguous())
 
 
-def pack_da8w8(weight: Tensor, scales: Tensor) -> Tensor:
+def pack_da8w8(weight: Tensor, scales: Tensor, *, _sycl_layout: Optional[bool] = None) -> Tensor:
     """Canonical int8 [N, K] + float32 scales [N] -> packed panels (with column sums) for linear_da8w8."""
     _check_int8_weight(weight, scales)
-    return sycl.ops_for(weight.device).pack_da8w8(weight.contiguous(), scales.contiguous())
+    return kernels_for(weight.device, _sycl_layout).pack_da8w8(weight.contiguous(), scales.contiguous())
 
 
-def pack_a16w4(weight: Tensor, scales: Tensor, zeros: Optional[Tensor], group_size: int) -> Tensor:
+def pack_a16w4(weight: Tensor, scales: Tensor, zeros: Optional[Tensor], group_size: int, *,
+               _sycl_layout: Optional[bool] = None) -> Tensor:
     """Canonical int4 (uint8 [N, K/2], low nibble = even k) + float32 scales [N, K/g] + uint8 zeros
     [N, K/g] in 0..15 (or None: symmetric, zero point 8) -> packed panels for linear_a16w4."""
     _tensor(weight, "weight", (torch.uint8,), "uint8 [N, K/2] (two int4 per byte)")
@@ -148,7 +165,8 @@ def pack_a16w4(weight: Tensor, scales: Tensor, zeros: Optional[Tensor], group_si
         if zeros.device.type != "meta" and zeros.numel() and int(zeros.max()) > 15:
             raise ValueError(f"zeros must be in 0..15, got a maximum of {int(zeros.max())}")
         zeros = zeros.contiguous()
-    return sycl.ops_for(weight.device).pack_a16w4(weight.contiguous(), scales.contiguous(), zeros, group_size)
+    return kernels_for(weight.device, _sycl_layout).pack_a16w4(weight.contiguous(), scales.contiguous(), zeros,
+                                                               group_size)
 
 
 # ------------------------------------------------------------------ linear
@@ -176,44 +194,6 @@ def linear_da8w8(x: Tensor, packed_weight: Tensor, out_features: int, bias: Opti
     return sycl.ops_for(x.device).linear_da8w8(x, packed_weight, out_features, bias)
 
 
-# ------------------------------------------------------------------ fake kernels
+# ------------------------------------------------------------------ fake kernels and autograd (lowbit._opmeta)
 
-def _fake_packed(weight: Tensor, mode: str, k: int, panel_bytes: int, group_size=None) -> Tensor:
-    n = weight.shape[0]
-    shape = sycl.packed_shape(mode, n, k, group_size) if weight.device.type == "xpu" else (_panels(n), panel_bytes)
-    return weight.new_empty(shape, dtype=torch.uint8)
-
-
-@torch.library.register_fake("lowbit::pack_a16w8")
-def _(weight, scales):
-    return _fake_packed(weight, "a16w8", weight.shape[1], _a16w8_panel_bytes(weight.shape[1]))
-
-
-@torch.library.register_fake("lowbit::pack_da8w8")
-def _(weight, scales):
-    return _fake_packed(weight, "da8w8", weight.shape[1], _da8w8_panel_bytes(weight.shape[1]))
-
-
-@torch.library.register_fake("lowbit::pack_a16w4")
-def _(weight, scales, zeros, group_size):
-    k = weight.shape[1] * 2
-    return _fake_packed(weight, "a16w4", k, _a16w4_panel_bytes(k, group_size), group_size)
-
-
-def _fake_linear(x: Tensor, out_features: int) -> Tensor:
-    return x.new_empty((*x.shape[:-1], out_features))
-
-
-@torch.library.register_fake("lowbit::linear_a16w8")
-def _(x, packed_weight, out_features, bias=None):
-    return _fake_linear(x, out_features)
-
-
-@torch.library.register_fake("lowbit::linear_a16w4")
-def _(x, packed_weight, out_features, group_size, bias=None):
-    return _fake_linear(x, out_features)
-
-
-@torch.library.register_fake("lowbit::linear_da8w8")
-def _(x, packed_weight, out_features, bias=None):
-    return _fake_linear(x, out_features)
+_opmeta.register("lowbit")

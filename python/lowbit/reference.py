@@ -38,16 +38,26 @@ def linear_a16w4(x, packed, scales, zeros, group_size, bias=None, dtype=None):
     return _linear(x, dequantize_int4(packed, scales, zeros, group_size), bias, dtype)
 
 
+# Rows of da8w8 whose amax is below this are scaled by 2^64 before quantizing (quantize_activation_per_token).
+TINY_ROW_AMAX = 2.0 ** -120
+
+
 def quantize_activation_per_token(x: Tensor) -> Tuple[Tensor, Tensor]:
     """The dynamic activation quantization inside da8w8, in the exact fp32 arithmetic of the kernels:
     amax = max |x| of the row; q = clamp(round_half_even(x * (127 / amax)), -127, 127); scale = amax / 127.
-    A zero row gets scale 0; a row holding NaN or Inf gets scale NaN (so its outputs are NaN)."""
+    A zero row gets scale 0; a row holding NaN or Inf gets scale NaN (so its outputs are NaN).
+
+    A row with amax < 2^-120 (TINY_ROW_AMAX), where 127 / amax would overflow to inf (from about 3.7e-37), is
+    multiplied by 2^64 first: q = round((x * 2^64) * (127 / (amax * 2^64))). The products are exact (powers of
+    two), so this is the formula above with an unbounded exponent range; the scale stays amax / 127 (subnormal
+    there, so the outputs of such rows carry a relative error of up to 2^-149 / scale)."""
     xf = x.float().reshape(-1, x.shape[-1])
     amax = xf.abs().amax(dim=1, keepdim=True)
     finite = torch.isfinite(xf).all(dim=1, keepdim=True)
-    safe = torch.where(amax > 0, amax, torch.ones_like(amax))
+    boost = torch.where(amax < TINY_ROW_AMAX, 2.0 ** 64, 1.0).float()
+    safe = torch.where(amax > 0, amax * boost, torch.ones_like(amax))
     inv = torch.full_like(safe, 127.0) / safe  # a true division: `127.0 / t` would multiply by t.reciprocal()
-    q = torch.round(xf * inv).clamp(-127, 127)
+    q = torch.round(xf * boost * inv).clamp(-127, 127)
     q = torch.where((amax > 0) & finite, q, torch.zeros_like(q)).to(torch.int8)
     scale = torch.where(finite, amax / 127.0, torch.full_like(amax, float("nan")))
     return q.reshape(x.shape), scale.reshape(x.shape[:-1])

@@ -28,6 +28,34 @@ DEFAULT_SHRINK = tuple(1.0 - 0.05 * i for i in range(9))
 GROUPS_PER_CHUNK = 1 << 15
 
 
+def times_power_of_two(t: Tensor, e: Tensor) -> Tensor:
+    """t * 2^e (e an integer tensor, |e| <= 300), in two multiplications by normal float32 powers of two, so it is
+    exact wherever the result is a normal float (2^e itself may be out of float32's range)."""
+    e1 = torch.div(e, 2, rounding_mode="floor")
+    return t * torch.exp2(e1.float()) * torch.exp2((e - e1).float())
+
+
+def normalize_groups(w: Tensor) -> Tuple[Tensor, Tensor]:
+    """w [..., g] float32 -> (w * 2^-e, e): each group scaled by a power of two so that its amax is in [0.5, 1)
+    (e int [..., 1]; 0 for an all-zero group).
+
+    The quantizers work on the scaled groups and multiply the scales back by 2^e. Rounding commutes with powers of
+    two, so for weights of ordinary size this changes no bit of the result; at the edges of the float range it
+    keeps every intermediate finite (max - min of a group holding -3e38 and 3e38, the squared errors of the
+    search) and away from subnormals, so every finite weight gets a finite scale."""
+    amax = w.abs().amax(dim=-1, keepdim=True)
+    e = torch.where(amax > 0, torch.frexp(amax).exponent, 0)
+    return times_power_of_two(w, -e), e
+
+
+def scale_back(q: Tensor, scale: Tensor, e: Tensor, zero) -> Tuple[Tensor, Tensor]:
+    """The scales of normalized groups times 2^e. A scale that underflows to 0 (a group of weights below about
+    1e-44) becomes 1 with every q at the zero point, so the group dequantizes to 0, as an all-zero group does."""
+    scale = times_power_of_two(scale, e)
+    vanished = scale == 0
+    return torch.where(vanished, zero, q), torch.where(vanished, torch.ones_like(scale), scale)
+
+
 def _asymmetric(w: Tensor, shrink: Sequence[float]) -> Tuple[Tensor, Tensor, Tensor]:
     """w [G, g] float32 -> q [G, g] (float, 0..15), scale [G, 1], zero [G, 1] (float, integral 0..15)."""
     lo = w.amin(dim=-1, keepdim=True).clamp(max=0.0)  # the zero point must stay in 0..15, so 0 is in range
@@ -92,11 +120,13 @@ def search_int4(weight: Tensor, group_size: int, symmetric: bool = False,
     zeros = None if symmetric else torch.empty(groups.shape[0], dtype=torch.uint8, device=weight.device)
     for start in range(0, groups.shape[0], GROUPS_PER_CHUNK):
         sl = slice(start, start + GROUPS_PER_CHUNK)
-        w = groups[sl].float()
+        w, e = normalize_groups(groups[sl].float())
         if symmetric:
             qc, sc = _symmetric(w, shrink)
+            qc, sc = scale_back(qc, sc, e, torch.full_like(sc, 8.0))
         else:
             qc, sc, zc = _asymmetric(w, shrink)
+            qc, sc = scale_back(qc, sc, e, zc)
             zeros[sl] = zc.squeeze(-1).to(torch.uint8)
         q[sl] = qc.to(torch.uint8)
         scales[sl] = sc.squeeze(-1)

@@ -21,6 +21,8 @@ from typing import Optional, Tuple
 
 import torch
 
+from lowbit import _opmeta
+
 LIBRARY = Path(__file__).resolve().parent / "liblowbit_sycl.so"
 PANEL = 64  # output columns per packed panel (sycl/kernels/common.h)
 
@@ -145,22 +147,8 @@ def packed_shape(mode: str, out_features: int, in_features: int, group_size: Opt
     """uint8 [panels, rows, 64, 4]: panels of 64 output columns, each rows x 64 32-bit words (weights: four int8
     or eight int4 of one column per word; then a row of fp32 scales, or for int4 K/g rows of scales and K/g rows
     of zero points)."""
-    n, k = out_features, in_features
-    rows = (k + 7) // 8 + 2 * (k // group_size) if mode == "a16w4" else (k + 3) // 4 + 1
-    return ((n + PANEL - 1) // PANEL, rows, PANEL, 4)
+    return _opmeta.sycl_packed_shape(mode, out_features, in_features, group_size)
 
 
 def _register_fakes() -> None:
-    def packed(weight, mode, k, group_size=None):
-        return weight.new_empty(packed_shape(mode, weight.shape[0], k, group_size), dtype=torch.uint8)
-
-    def linear(x, out_features):
-        return x.new_empty((*x.shape[:-1], out_features))
-
-    torch.library.register_fake("lowbit_sycl::pack_a16w8")(lambda w, s: packed(w, "a16w8", w.shape[1]))
-    torch.library.register_fake("lowbit_sycl::pack_da8w8")(lambda w, s: packed(w, "da8w8", w.shape[1]))
-    torch.library.register_fake("lowbit_sycl::pack_a16w4")(
-        lambda w, s, z, g: packed(w, "a16w4", w.shape[1] * 2, g))
-    torch.library.register_fake("lowbit_sycl::linear_a16w8")(lambda x, p, n, bias=None: linear(x, n))
-    torch.library.register_fake("lowbit_sycl::linear_a16w4")(lambda x, p, n, g, bias=None: linear(x, n))
-    torch.library.register_fake("lowbit_sycl::linear_da8w8")(lambda x, p, n, bias=None: linear(x, n))
+    _opmeta.register("lowbit_sycl")  # fake kernels (checking what the C++ checks) and the input gradient

@@ -76,7 +76,9 @@ void quantize_row_s8(const float* x, int64_t K, int64_t K4, int8_t* xq, float* s
     all_finite &= a < __builtin_huge_valf();
     amax = a > amax ? a : amax;
   }
-  if (!all_finite || amax == 0.f) return generic::quantize_row_s8(x, K, K4, xq, scale);  // rare: keep one copy
+  // rare rows keep one copy: non-finite, all zero, or amax < 2^-120, where 127 / amax would overflow (the generic
+  // function scales such a row by 2^64 first)
+  if (!all_finite || amax < 0x1p-120f) return generic::quantize_row_s8(x, K, K4, xq, scale);
 
   const float inv = 127.f / amax;
   const __m256 vinv = _mm256_set1_ps(inv), lo = _mm256_set1_ps(-127.f), hi = _mm256_set1_ps(127.f);

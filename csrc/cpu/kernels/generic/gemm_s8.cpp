@@ -18,9 +18,13 @@ void quantize_row_s8(const float* x, int64_t K, int64_t K4, int8_t* xq, float* s
     *scale = finite ? 0.f : NAN;
     return;
   }
-  const float inv = 127.f / amax;
+  // Below amax = 2^-120, 127 / amax would overflow (from about 3.7e-37 on): such a row is first multiplied by
+  // 2^64, which is exact (a power of two; every element stays below 2^-56), so it gets the values the formula
+  // gives with an unbounded exponent range. Ordinary rows multiply by 1: the formula of the vector variants.
+  const float boost = amax < 0x1p-120f ? 0x1p64f : 1.f;
+  const float inv = 127.f / (amax * boost);
   for (int64_t k = 0; k < K; ++k) {
-    float q = std::nearbyint(x[k] * inv);  // default rounding mode: half to even, like torch.round
+    float q = std::nearbyint(x[k] * boost * inv);  // default rounding mode: half to even, like torch.round
     q = std::fmin(std::fmax(q, -127.f), 127.f);
     xq[k] = int8_t(q);
   }

@@ -1,0 +1,303 @@
+"""What the ops are besides their kernels: packed sizes, the fake kernels, and the input gradient.
+
+- Packed sizes of both backends' layouts (native CPU panels, csrc/cpu/kernels/api.h; SYCL panels,
+  sycl/kernels/pack.sycl). The two are told apart by rank: CPU packings are 2-D, SYCL packings 4-D.
+- Fake kernels (torch.compile, torch.export, meta tensors) that check what the C++ ops check, with the same
+  messages (RuntimeError "lowbit: ..."), so a traced call fails the way an eager one does; and that refuse tensors
+  on different devices (a CPU call with one meta tensor dispatches here, and must not return an unwritten tensor).
+- The input gradient of the linear ops (torch.library.register_autograd): grad_x = grad_y @ dequant(W), bias
+  gradient = grad_y summed over the rows; the packed weight stays frozen (no gradient). For da8w8 this is the
+  straight-through estimator (the activation rounding is taken as the identity), as in quantization-aware training.
+
+Registered for lowbit:: (by lowbit.ops) and for lowbit_sycl:: (by lowbit.sycl, when its library loads).
+"""
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from lowbit import layouts
+
+CPU_PANEL = 16   # csrc/cpu/kernels/api.h kPanel
+SYCL_PANEL = 64  # sycl/kernels/common.h kPanel
+INT_MAX = 2 ** 31 - 1
+MAX_K8 = INT_MAX // (127 * 128)  # da8w8: K products of -127..127 and -128..127 must sum within int32 (132104)
+MODES = ("a16w8", "a16w4", "da8w8")
+
+
+# ------------------------------------------------------------------ packed sizes
+
+def cpu_panels(n: int) -> int:
+    return (n + CPU_PANEL - 1) // CPU_PANEL
+
+
+def cpu_panel_bytes(mode: str, k: int, group_size: Optional[int] = None) -> int:
+    """Bytes per 16-column panel of the native CPU packing (api.h)."""
+    if mode == "a16w8":
+        return CPU_PANEL * 4 + k * CPU_PANEL
+    if mode == "da8w8":
+        return CPU_PANEL * 8 + (k + 3) // 4 * 4 * CPU_PANEL
+    return k // group_size * (CPU_PANEL * 8 + group_size // 2 * CPU_PANEL)
+
+
+def sycl_rows(mode: str, k: int, group_size: Optional[int] = None) -> int:
+    """Rows of 64 32-bit words per 64-column panel of the SYCL packing (pack.sycl)."""
+    return (k + 7) // 8 + 2 * (k // group_size) if mode == "a16w4" else (k + 3) // 4 + 1
+
+
+def sycl_packed_shape(mode: str, n: int, k: int, group_size: Optional[int] = None):
+    return ((n + SYCL_PANEL - 1) // SYCL_PANEL, sycl_rows(mode, k, group_size), SYCL_PANEL, 4)
+
+
+def cpu_packed_shape(mode: str, n: int, k: int, group_size: Optional[int] = None):
+    return (cpu_panels(n), cpu_panel_bytes(mode, k, group_size))
+
+
+def packed_shape(mode: str, n: int, k: int, group_size: Optional[int], sycl_layout: bool):
+    return (sycl_packed_shape if sycl_layout else cpu_packed_shape)(mode, n, k, group_size)
+
+
+def is_sycl_layout(packed: Tensor) -> bool:
+    """SYCL packings are uint8 [panels, rows, 64, 4], native CPU ones uint8 [panels, bytes]."""
+    return packed.dim() == 4
+
+
+def mismatch_reason(mode: str, got: int, k: int, group_size: Optional[int], sycl_layout: bool) -> Optional[str]:
+    """When a packing's per-panel size `got` is not what (mode, K, group_size) needs and another packing of the
+    same K explains it, which argument is wrong (csrc/canonical_checks.h, packed_size_mismatch); else None."""
+    size = sycl_rows if sycl_layout else cpu_panel_bytes
+    if mode != "a16w4":
+        other = "da8w8" if mode == "a16w8" else "a16w8"
+        if size(other, k) == got:
+            return (f"packed_weight has the size of pack_{other}'s packing for K = {k}, not of pack_{mode}'s: "
+                    f"linear_{mode} needs a weight packed by pack_{mode}")
+    elif k > 0 and k % 2 == 0:
+        for g in range(2, k + 1, 2):
+            if k % g == 0 and size("a16w4", k, g) == got:
+                return (f"group_size = {group_size} does not match packed_weight, whose size is that of "
+                        f"group_size = {g} for K = {k}")
+    return None
+
+
+# ------------------------------------------------------------------ the C++ checks, mirrored
+
+# torch::headeronly::toString(ScalarType), which the C++ messages print
+_SCALAR_TYPE_NAMES = {
+    torch.float32: "Float", torch.float64: "Double", torch.float16: "Half", torch.bfloat16: "BFloat16",
+    torch.int8: "Char", torch.uint8: "Byte", torch.int16: "Short", torch.int32: "Int", torch.int64: "Long",
+    torch.bool: "Bool", torch.complex64: "ComplexFloat", torch.complex128: "ComplexDouble",
+    torch.complex32: "ComplexHalf",
+}
+ACTIVATION_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
+
+
+def _fail(*parts) -> None:
+    raise RuntimeError("lowbit: " + "".join(str(p) for p in parts))
+
+
+def _dtype_name(dtype) -> str:
+    return _SCALAR_TYPE_NAMES.get(dtype, str(dtype).replace("torch.", ""))
+
+
+def _check_dtype(t: Tensor, want, name: str, what: str) -> None:
+    if t.dtype != want:
+        _fail(name, " must be ", what, ", got dtype ", _dtype_name(t.dtype))
+
+
+def _check_devices(named: dict) -> None:
+    devices = {t.device for t in named.values() if t is not None}
+    if len(devices) > 1:
+        listing = ", ".join(f"{k} on {t.device}" for k, t in named.items() if t is not None)
+        _fail("all tensors must be on one device, got ", listing)
+
+
+def _check_contiguous(named: dict) -> None:
+    for name, t in named.items():
+        if t is not None and not t.is_contiguous():
+            _fail(name, " must be contiguous")
+
+
+def _check_group(k: int, group_size: int) -> None:
+    if not (group_size > 0 and group_size % 2 == 0):
+        _fail("group_size must be a positive even number, got ", group_size)
+    if k % group_size != 0:
+        _fail("K = ", k, " is not divisible by group_size = ", group_size)
+
+
+def check_pack_int8(weight: Tensor, scales: Tensor, mode: str) -> None:
+    named = {"weight": weight, "scales": scales}
+    _check_devices(named)
+    _check_contiguous(named)
+    _check_dtype(weight, torch.int8, "weight", "int8 [N, K]")
+    _check_dtype(scales, torch.float32, "scales", "float32 [N]")
+    if not (weight.dim() == 2 and weight.shape[0] > 0 and weight.shape[1] > 0):
+        _fail("weight must be a non-empty 2-D [N, K] tensor")
+    if not (scales.dim() == 1 and scales.shape[0] == weight.shape[0]):
+        _fail("scales must have shape [N] = [", weight.shape[0], "]")
+    if mode == "da8w8" and weight.shape[1] > MAX_K8:
+        _fail("da8w8 supports K <= ", MAX_K8, " (int32 accumulation), got K = ", weight.shape[1])
+
+
+def check_pack_int4(weight: Tensor, scales: Tensor, zeros: Optional[Tensor], group_size: int) -> None:
+    named = {"weight": weight, "scales": scales, "zeros": zeros}
+    _check_devices(named)
+    _check_contiguous(named)
+    _check_dtype(weight, torch.uint8, "weight", "uint8 [N, K/2] (two int4 per byte)")
+    _check_dtype(scales, torch.float32, "scales", "float32 [N, K/group_size]")
+    if not (weight.dim() == 2 and weight.shape[0] > 0 and weight.shape[1] > 0):
+        _fail("weight must be a non-empty 2-D [N, K/2] tensor")
+    n, k = weight.shape[0], weight.shape[1] * 2
+    _check_group(k, group_size)
+    groups = k // group_size
+    if not (scales.dim() == 2 and scales.shape[0] == n and scales.shape[1] == groups):
+        _fail("scales must have shape [N, K/group_size] = [", n, ", ", groups, "]")
+    if zeros is not None:
+        _check_dtype(zeros, torch.uint8, "zeros", "uint8 [N, K/group_size] in 0..15")
+        if not (zeros.dim() == 2 and zeros.shape[0] == n and zeros.shape[1] == groups):
+            _fail("zeros must have shape [N, K/group_size] = [", n, ", ", groups, "]")
+
+
+def check_linear(x: Tensor, packed: Tensor, out_features: int, bias: Optional[Tensor], mode: str,
+                 group_size: Optional[int], sycl_layout: bool) -> None:
+    """The checks of the C++ linear ops (csrc/cpu/registration.cpp and sycl/registration.cpp, prepare and the
+    mode's own), in their order and with their messages; data-dependent ones (none here) and the SYCL kernels'
+    limits on element counts (which depend on the batch size, a dynamic dimension under torch.compile) aside."""
+    k = x.shape[-1] if x.dim() >= 1 else 0
+    if mode == "a16w4":
+        if k % 2 != 0:
+            _fail("a16w4 needs an even K = x.size(-1), got ", k)
+        _check_group(k, group_size)
+    if mode == "da8w8" and k > MAX_K8:
+        _fail("da8w8 supports K <= ", MAX_K8, " (int32 accumulation), got K = ", k)
+    _check_devices({"x": x, "packed_weight": packed, "bias": bias})
+    _check_contiguous({"x": x, "packed_weight": packed})
+    if x.dtype not in ACTIVATION_DTYPES:
+        _fail("x must be bfloat16, float16 or float32, got dtype ", _dtype_name(x.dtype))
+    _check_dtype(packed, torch.uint8, "packed_weight", "uint8 (from lowbit.ops.pack_*)")
+    if x.dim() < 1:
+        _fail("x must have at least one dimension [..., K]")
+    if out_features <= 0:
+        _fail("out_features must be positive, got ", out_features)
+    if sycl_layout and out_features > INT_MAX:
+        _fail("out_features = ", out_features, " is too large for the SYCL kernels (they index with 32-bit ints: "
+              "at most ", INT_MAX, ")")
+    if k <= 0:
+        _fail("x.size(-1) = K must be positive, got 0")
+    if sycl_layout:
+        if not (packed.dim() == 4 and packed.shape[2] == SYCL_PANEL and packed.shape[3] == 4):
+            _fail("packed_weight is not in the SYCL layout [panels, rows, 64, 4] (a CPU-panel packing? pack the "
+                  "weight on the device it runs on)")
+        panels = (out_features + SYCL_PANEL - 1) // SYCL_PANEL
+        if packed.shape[0] != panels:
+            _fail("packed_weight has ", packed.shape[0], " panels of 64 columns, out_features = ", out_features,
+                  " needs ", panels)
+    else:
+        panels = cpu_panels(out_features)
+        if not (packed.dim() == 2 and packed.shape[0] == panels):
+            _fail("packed_weight does not hold out_features = ", out_features, " (expected ", panels,
+                  " panels of 16 columns, got shape [", packed.shape[0] if packed.dim() > 0 else 0, ", ...])")
+    want = (sycl_rows if sycl_layout else cpu_panel_bytes)(mode, k, group_size)
+    if packed.shape[1] != want:
+        reason = mismatch_reason(mode, packed.shape[1], k, group_size, sycl_layout)
+        _fail(reason or f"x.size(-1) = {k} does not match the in_features packed_weight was packed for ({mode})")
+    if bias is not None:
+        _check_contiguous({"bias": bias})
+        if bias.dtype != x.dtype:
+            _fail("bias must have x's dtype (", _dtype_name(x.dtype), "), got ", _dtype_name(bias.dtype))
+        if not (bias.dim() == 1 and bias.shape[0] == out_features):
+            _fail("bias must have shape [out_features] = [", out_features, "]")
+
+
+# ------------------------------------------------------------------ fake kernels
+
+
+def _register_fakes(ns: str) -> None:
+    sycl_ns = ns == "lowbit_sycl"
+
+    def sycl_layout_for(t: Tensor) -> bool:
+        # lowbit_sycl:: always runs the SYCL kernels; lowbit:: runs them for XPU tensors only
+        return sycl_ns or t.device.type == "xpu"
+
+    def packed(weight, mode, k, group_size=None):
+        shape = packed_shape(mode, weight.shape[0], k, group_size, sycl_layout_for(weight))
+        return weight.new_empty(shape, dtype=torch.uint8)
+
+    def pack_a16w8(weight, scales):
+        check_pack_int8(weight, scales, "a16w8")
+        return packed(weight, "a16w8", weight.shape[1])
+
+    def pack_da8w8(weight, scales):
+        check_pack_int8(weight, scales, "da8w8")
+        return packed(weight, "da8w8", weight.shape[1])
+
+    def pack_a16w4(weight, scales, zeros, group_size):
+        check_pack_int4(weight, scales, zeros, group_size)
+        return packed(weight, "a16w4", weight.shape[1] * 2, group_size)
+
+    def linear(x, packed_weight, out_features, bias, mode, group_size=None):
+        check_linear(x, packed_weight, out_features, bias, mode, group_size, sycl_layout_for(x))
+        return x.new_empty((*x.shape[:-1], out_features))
+
+    def linear_a16w8(x, packed_weight, out_features, bias=None):
+        return linear(x, packed_weight, out_features, bias, "a16w8")
+
+    def linear_da8w8(x, packed_weight, out_features, bias=None):
+        return linear(x, packed_weight, out_features, bias, "da8w8")
+
+    def linear_a16w4(x, packed_weight, out_features, group_size, bias=None):
+        return linear(x, packed_weight, out_features, bias, "a16w4", group_size)
+
+    for name, fn in (("pack_a16w8", pack_a16w8), ("pack_da8w8", pack_da8w8), ("pack_a16w4", pack_a16w4),
+                     ("linear_a16w8", linear_a16w8), ("linear_a16w4", linear_a16w4),
+                     ("linear_da8w8", linear_da8w8)):
+        torch.library.register_fake(f"{ns}::{name}")(fn)
+
+
+# ------------------------------------------------------------------ the input gradient
+
+
+def dequantize_packed(mode: str, packed: Tensor, out_features: int, in_features: int,
+                      group_size: Optional[int] = None) -> Tensor:
+    """The float32 [N, K] weight a packing multiplies by, read back from either backend's layout."""
+    c = layouts.unpack(mode, packed, out_features, in_features, group_size, symmetric=False,
+                       sycl_layout=is_sycl_layout(packed))  # symmetric packings hold zero points of 8
+    if mode != "a16w4":
+        return c.weight.float() * c.scale[:, None]
+    n, k = out_features, in_features
+    q = torch.stack([c.weight & 15, c.weight >> 4], dim=-1).reshape(n, k // group_size, group_size)
+    return ((q.float() - c.zero.float()[..., None]) * c.scale[..., None]).reshape(n, k)
+
+
+def _register_autograd(ns: str) -> None:
+    def setup_context(mode):
+        def setup(ctx, inputs, output):
+            x, packed, out_features = inputs[:3]
+            ctx.mode, ctx.out_features, ctx.x_shape, ctx.x_dtype = mode, out_features, x.shape, x.dtype
+            ctx.group_size = inputs[3] if mode == "a16w4" else None
+            bias = inputs[-1] if len(inputs) > (4 if mode == "a16w4" else 3) else None
+            ctx.bias_dtype = None if bias is None else bias.dtype
+            ctx.save_for_backward(packed)
+        return setup
+
+    def backward(ctx, grad):
+        (packed,) = ctx.saved_tensors
+        n, k = ctx.out_features, ctx.x_shape[-1]
+        rows = grad.reshape(-1, n)
+        grad_x = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            w = dequantize_packed(ctx.mode, packed, n, k, ctx.group_size)
+            grad_x = (rows.float() @ w).reshape(ctx.x_shape).to(ctx.x_dtype)
+        if ctx.bias_dtype is not None and ctx.needs_input_grad[-1]:
+            grad_bias = rows.float().sum(dim=0).to(ctx.bias_dtype)
+        extra = (None,) if ctx.mode == "a16w4" else ()
+        return (grad_x, None, None, *extra, grad_bias)
+
+    for mode in MODES:
+        torch.library.register_autograd(f"{ns}::linear_{mode}", backward, setup_context=setup_context(mode))
+
+
+def register(ns: str) -> None:
+    """Fake kernels and autograd of the ops of namespace `ns` (lowbit or lowbit_sycl)."""
+    _register_fakes(ns)
+    _register_autograd(ns)
