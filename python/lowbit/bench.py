@@ -152,8 +152,24 @@ def median_ms(c: Contender) -> float:
 
 # ------------------------------------------------------------------ report
 
+class _NoBar:
+    """Stands in for tqdm where it is not installed (scripts/hardware-check.sh needs only torch and pytest)."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+
 def run(args) -> List[dict]:
-    from tqdm import tqdm
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        tqdm = _NoBar
 
     rows: List[dict] = []
     cold = max(4 * l3_bytes(), 128 << 20)
@@ -213,7 +229,11 @@ def write_outputs(rows: List[dict], out_dir: Path) -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        print(f"wrote {out_dir / 'kernels.csv'} (no chart: matplotlib is not installed)")
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
