@@ -16,7 +16,9 @@ set(LOWBIT_KERNEL_OPTIONS -O3 -ffp-contract=off -fno-math-errno -Wall -Wextra)
 # this project runs on has; the emulated variant therefore needs AVX2/FMA/F16C to run.
 set(_LOWBIT_EMU_FEATURES avx2 fma f16c)
 # -Wno-psabi: SIMDe passes its 64-byte vector types by value, which GCC notes would differ from a zmm ABI.
-set(_LOWBIT_EMU_FLAGS -mavx2 -mfma -mf16c -Wno-psabi)
+# -O1: SIMDe's portable code inlined into every unrolled register tile made one file take a minute at -O3
+# (three under the sanitizers); the emulated tests run in seconds either way, and are never timed.
+set(_LOWBIT_EMU_FLAGS -mavx2 -mfma -mf16c -Wno-psabi -O1)
 
 # SIMDe's headers: LOWBIT_SIMDE_INCLUDE, or where PyPI's cmeel-simde puts them in the Python environment that
 # runs the build (<purelib>/cmeel.prefix/include).
