@@ -24,12 +24,14 @@ def random_int4(n, k, group_size, symmetric):
 
 
 def int4_fold_magnitude(packed, scales, zeros, group_size):
-    """|w| as the decode kernels see it: they compute scale * (x . q - zero * sum(x)), whose rounding errors
-    scale with (q + zero) * scale rather than |q - zero| * scale."""
+    """|w| as the kernels see it: they compute scale * (x . q - zero * sum(x)), whose rounding errors scale with
+    (q + zero) * scale rather than |q - zero| * scale; the bf16 decode kernel (avx512_bf16) multiplies
+    1 + q/16 (a nibble made bf16 by bit operations) and computes scale * (16 * x . (1 + q/16) - (16 + zero) *
+    sum(x)), whose rounding errors scale with (32 + q + zero) * scale. The larger of the two is used."""
     q = formats.unpack_int4(packed).double()
     n, k = q.shape
     z = zeros.double() if zeros is not None else torch.full_like(scales, 8, dtype=torch.float64)
-    return ((q.reshape(n, -1, group_size) + z[..., None]) * scales.double()[..., None]).reshape(n, k)
+    return ((q.reshape(n, -1, group_size) + z[..., None] + 32) * scales.double()[..., None]).reshape(n, k)
 
 
 def assert_close_a16(out, ref64, x, w64, bias):

@@ -131,3 +131,35 @@ def test_da8w8_issue_example_with_tiny_activations():
     out = ops.linear_da8w8(x, ops.pack_da8w8(q, s), 16)
     torch.testing.assert_close(out, torch.full((1, 16), 1e-37), rtol=2 ** -16, atol=0)
     torch.testing.assert_close(reference.linear_da8w8(x, q, s), out, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("mode", ["a16w8", "a16w4", "da8w8"])
+@pytest.mark.parametrize("m", [1, 4, 5, 8, 33])  # decode (M <= 4) and tiled paths, one and several row tiles
+def test_bf16_subnormal_activations_read_as_zero(mode, m):
+    """The bf16 dot-product instruction (vdpbf16ps) reads subnormal bf16 inputs as zero, and so does every kernel
+    variant and path (reference.activations), so results never depend on the CPU or on M. Row 0 is entirely
+    subnormal: its output must be exactly zero (a kernel that kept the subnormals would give about 1e-37); in the
+    other rows every other element is subnormal and the rest ordinary."""
+    k, n = 128, 37
+    tiny = torch.rand(m, k) * 2.0 ** -127 + 2.0 ** -133  # (2^-133, 2^-126): bf16 subnormals, never zero
+    x = torch.randn(m, k)
+    x[:, ::2] = tiny[:, ::2] * torch.sign(torch.randn(m, k // 2))
+    x[0] = tiny[0]
+    x = x.to(torch.bfloat16)
+    assert ((x[0].float().abs() < 2.0 ** -126) & (x[0] != 0)).all()  # really subnormal in bf16
+    if mode == "a16w4":
+        packed_q, s, z = random_int4(n, k, 32, False)
+        out = ops.linear_a16w4(x, ops.pack_a16w4(packed_q, s, z, 32), n, 32)
+        ref = reference.linear_a16w4(x, packed_q, s, z, 32, dtype=torch.float64)
+        assert_close_a16(out, ref, reference.activations(x), int4_fold_magnitude(packed_q, s, z, 32), None)
+    elif mode == "a16w8":
+        q, s = random_int8(n, k)
+        out = ops.linear_a16w8(x, ops.pack_a16w8(q, s), n)
+        ref = reference.linear_a16w8(x, q, s, dtype=torch.float64)
+        assert_close_a16(out, ref, reference.activations(x), reference.dequantize_int8(q, s), None)
+    else:
+        q, s = random_int8(n, k)
+        out = ops.linear_da8w8(x, ops.pack_da8w8(q, s), n)
+        ref = reference.linear_da8w8(x, q, s, dtype=torch.float64)
+        assert_close_da8w8(out, ref, None, da8w8_magnitude(reference.activations(x), q, s, None))
+    assert (out[0] == 0).all(), out[0]

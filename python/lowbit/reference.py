@@ -23,8 +23,21 @@ def dequantize_int4(packed: Tensor, scales: Tensor, zeros: Optional[Tensor], gro
     return w.reshape(N, K)
 
 
+# The smallest normal bf16 (and fp32) magnitude.
+BF16_MIN_NORMAL = 2.0 ** -126
+
+
+def activations(x: Tensor) -> Tensor:
+    """x as the ops read it: bf16 activations with subnormal values read as (signed) zero, every other value
+    exactly. The CPU's bf16 dot-product instruction (vdpbf16ps: AVX512-BF16, AMX) treats subnormal inputs so,
+    and every lowbit backend and kernel variant follows it, so a result never depends on the CPU or on M."""
+    if x.dtype != torch.bfloat16:
+        return x
+    return torch.where(x.abs() < BF16_MIN_NORMAL, x * 0, x)
+
+
 def _linear(x: Tensor, w64: Tensor, bias: Optional[Tensor], dtype: Optional[torch.dtype]) -> Tensor:
-    y = x.double() @ w64.T
+    y = activations(x).double() @ w64.T
     if bias is not None:
         y = y + bias.double()
     return y.to(dtype or x.dtype)
@@ -64,7 +77,7 @@ def quantize_activation_per_token(x: Tensor) -> Tuple[Tensor, Tensor]:
 
 
 def linear_da8w8(x, q, scales, bias=None, dtype=None):
-    xq, xs = quantize_activation_per_token(x)
+    xq, xs = quantize_activation_per_token(activations(x))
     acc = xq.double() @ q.double().T  # exact: int8 products summed in int32 range
     y = acc * xs.double()[..., None] * scales.double()
     if bias is not None:

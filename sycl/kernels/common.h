@@ -97,7 +97,11 @@ struct F16 {
 
 struct BF16 {
   using T = uint16_t;  // the bits of a bfloat16: exactly the high half of an fp32
-  static float load(const T* p) { return sycl::bit_cast<float>(uint32_t(*p) << 16); }
+  // activations: subnormals read as signed zero, as on the CPU (whose bf16 dot-product instruction does so)
+  static float load(const T* p) {
+    const uint32_t h = *p;
+    return sycl::bit_cast<float>(((h & 0x7f80u) != 0 ? h : h & 0x8000u) << 16);
+  }
   static void store(T* p, float v) {
     const uint32_t u = sycl::bit_cast<uint32_t>(v);
     if ((u & 0x7fffffffu) > 0x7f800000u) {  // NaN: keep it a (quiet) NaN, as torch does

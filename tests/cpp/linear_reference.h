@@ -51,14 +51,15 @@ inline Expected expect_a16w8(const float* x, int64_t K, const Int8Weights& w, co
   return e;
 }
 
-// a16w4 with the folded magnitude (q + z) * s of the decode kernels (see test_microkernels.cpp)
+// a16w4 with the folded magnitude of the kernels: (q + z) * s for scale * (x . q - z * sum(x)), and
+// (32 + q + z) * s for the bf16 decode kernel's scale * (16 * x . (1 + q/16) - (16 + z) * sum(x)); the larger
 inline Expected expect_a16w4(const float* x, int64_t K, const Int4Weights& w, const float* bias, int64_t i,
                              int64_t n) {
   Expected e{bias ? bias[n] : 0.0, bias ? std::fabs(bias[n]) : 0.0, K + K / w.group + 5};
   for (int64_t k = 0; k < K; ++k) {
     const double xk = x[i * K + k], q = w.q[n * K + k], z = w.zero(n, k), s = w.scale(n, k);
     e.value += xk * (q - z) * s;
-    e.mag += std::fabs(xk) * (q + z) * s;
+    e.mag += std::fabs(xk) * (q + z + 32) * s;
   }
   return e;
 }

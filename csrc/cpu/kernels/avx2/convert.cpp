@@ -7,8 +7,11 @@
 namespace lowbit::cpu::avx2 {
 namespace {
 
+// bf16 -> fp32, subnormals read as signed zero (as generic::to_f32)
 inline __m256 load_bf16(const uint16_t* p) {
-  const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  const __m256i sub = _mm256_cmpeq_epi32(_mm256_and_si256(w, _mm256_set1_epi32(0x7f80)), _mm256_setzero_si256());
+  w = _mm256_andnot_si256(_mm256_and_si256(sub, _mm256_set1_epi32(0x7fff)), w);
   return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
 }
 

@@ -64,7 +64,9 @@ void to_f32(const void* src, ActDType dtype, float* dst, int64_t n) {
       return;
     case ActDType::bf16: {
       auto s = static_cast<const uint16_t*>(src);
-      for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
+      // subnormal bf16 activations read as zero (keeping the sign), on every variant: vdpbf16ps does so and
+      // cannot be told otherwise, so the CPU ops share its semantics (api.h, to_f32)
+      for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i] & 0x7f80u ? s[i] : uint16_t(s[i] & 0x8000u));
       return;
     }
     case ActDType::f16: {
