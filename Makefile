@@ -40,7 +40,7 @@ build: venv
 # the test build adds the emulated variants (LOWBIT_EMULATED_ISAS=1); `make build` and wheels leave them out
 test: venv
 	LOWBIT_EMULATED_ISAS=1 $(PIP) install -q --no-build-isolation --no-deps -e .
-	$(SYCL_CACHE) $(PY) -m pytest -q tests
+	LOWBIT_EMULATED_ISAS=1 $(SYCL_CACHE) $(PY) -m pytest -q tests
 
 demo: build
 	$(PY) -m lowbit

@@ -32,9 +32,27 @@ def test_cpu_library_uses_only_the_stable_abi():
 
 
 def test_variant_is_reported():
-    assert lowbit.cpu_isa() in lowbit.supported_cpu_isas()
-    assert lowbit.supported_cpu_isas()[-1] == "generic"
-    assert lowbit.cpu_isa() == lowbit.supported_cpu_isas()[0] or os.environ.get("LOWBIT_CPU_ISA")
+    variants = lowbit.supported_cpu_isas()
+    assert lowbit.cpu_isa() in variants
+    assert variants[-1] == "generic"
+    # native ones best first, then the emulated twins (never chosen by default), then generic
+    native = [v for v in variants if not v.endswith("-emu")]
+    assert variants[:len(native) - 1] == native[:-1]
+    assert lowbit.cpu_isa() == variants[0] or os.environ.get("LOWBIT_CPU_ISA")
+    assert not lowbit.cpu_isa().endswith("-emu") or os.environ.get("LOWBIT_CPU_ISA")
+
+
+def test_emulated_variants_exist_exactly_in_test_builds():
+    """make test builds the SIMDe twins of the AVX-512 variants (LOWBIT_EMULATED_ISAS=1), so their logic runs on
+    any x86-64 machine; `make build` and wheels never contain them."""
+    emulated = [v for v in lowbit.supported_cpu_isas() if v.endswith("-emu")]
+    if os.environ.get("LOWBIT_EMULATED_ISAS") == "1":
+        assert set(emulated) >= {"avx512_vnni-emu", "avx512_bf16-emu"}, emulated
+    r = _run_python("import lowbit; print(lowbit.cpu_isa())", LOWBIT_CPU_ISA="avx512_bf16-emu")
+    if emulated:
+        assert r.returncode == 0 and r.stdout.strip() == "avx512_bf16-emu", r.stderr[-2000:]
+    else:
+        assert r.returncode != 0 and "not a known variant" in r.stderr
 
 
 def _run_python(code, **env):
@@ -49,11 +67,17 @@ def test_unknown_or_unsupported_variant_request_is_an_error():
     assert r.returncode == 0 and r.stdout.strip() == "generic"
 
 
+# Every test file that calls the kernels (the Python-level plumbing - compile/export, threads, the main job - is
+# the same for every variant and runs once, under the default one).
+OP_SUITE = ["tests/test_linear.py", "tests/test_errors.py", "tests/test_serialization.py", "tests/test_hostile.py",
+            "tests/test_fuzz.py", "tests/test_layouts.py", "tests/test_autograd.py", "tests/test_quantize.py"]
+
+
 @pytest.mark.parametrize("variant", [v for v in lowbit.supported_cpu_isas() if v != lowbit.cpu_isa()])
 def test_op_suite_under_every_other_variant(variant):
-    """The variant is fixed per process, so the op tests run again in a child forced to each other variant."""
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                        "tests/test_linear.py", "tests/test_errors.py", "tests/test_serialization.py"],
+    """The variant is fixed per process, so the op tests run again in a child forced to each other variant this
+    machine runs, native or emulated (LOWBIT_EMULATED_ISAS builds): a new variant needs no test edits."""
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *OP_SUITE],
                        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "LOWBIT_CPU_ISA": variant})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert " passed" in r.stdout
@@ -78,6 +102,12 @@ def test_wheel_is_not_tied_to_a_python_version(wheel):
     assert tag.startswith("py3-none-linux_"), wheel.name
     names = zipfile.ZipFile(wheel).namelist()
     assert "lowbit/liblowbit_cpu.so" in names and not any(".cpython-" in n for n in names)
+
+
+def test_wheel_holds_no_emulated_variant(wheel):
+    """Even when built from an environment with LOWBIT_EMULATED_ISAS=1 (make test), a wheel is native only."""
+    library = zipfile.ZipFile(wheel).read("lowbit/liblowbit_cpu.so")
+    assert b"avx512_bf16" in library and b"-emu" not in library
 
 
 def _version(text):
