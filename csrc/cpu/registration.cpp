@@ -7,11 +7,13 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "canonical_checks.h"
+#include "cpu/kernels/generic/generic.h"
 #include "cpu/kernels/isa.h"
 #include "cpu/kernels/pack.h"
 
@@ -120,8 +122,32 @@ Tensor pack_a16w4(Tensor weight, Tensor scales, std::optional<Tensor> zeros, int
 struct Prepared {
   lc::LinearArgs args;
   Tensor out;
-  std::vector<Tensor> keep_alive;  // fp32 copies of x and bias
+  std::vector<Tensor> keep_alive;  // temporaries too large for the scratch buffer
+  size_t scratch_used = 0;
 };
+
+// Per-call temporaries (fp32 x and bias, quantized x) come from a buffer of the calling thread that is reused
+// from call to call while they fit in it, so decoding a token allocates nothing but its output; larger ones
+// (prefill) are torch tensors. 64-byte aligned.
+constexpr size_t kScratchBytes = size_t(1) << 20;
+
+char* scratch_buffer() {
+  thread_local std::unique_ptr<char[]> raw(new char[kScratchBytes + 64]);
+  const auto at = reinterpret_cast<uintptr_t>(raw.get());
+  return raw.get() + ((64 - at % 64) % 64);
+}
+
+void* temporary(Prepared& p, const Tensor& like, int64_t bytes) {
+  const size_t n = (size_t(bytes) + 63) / 64 * 64;
+  if (p.scratch_used + n <= kScratchBytes) {
+    void* at = scratch_buffer() + p.scratch_used;
+    p.scratch_used += n;
+    return at;
+  }
+  Tensor t = torch::stable::new_empty(like, {bytes}, ScalarType::Byte);
+  p.keep_alive.push_back(t);
+  return t.mutable_data_ptr();
+}
 
 // Checks shared by the three modes; returns the output and the args without the mode's packed view.
 // Per-panel bytes of a packing (mode, K, group size), for the error that names the mismatched argument.
@@ -170,10 +196,16 @@ Prepared prepare(const Tensor& x, const Tensor& packed, int64_t N, const std::op
   a.packed = packed.const_data_ptr<uint8_t>();
   a.y = p.out.mutable_data_ptr();
   a.y_dtype = dtype;
-  if (bias) {
-    Tensor b = torch::stable::to(*bias, ScalarType::Float);
-    a.bias = b.const_data_ptr<float>();
-    p.keep_alive.push_back(b);
+  if (bias) {  // fp32, exactly (no flushing: that is for activations)
+    if (dtype == lc::ActDType::f32) {
+      a.bias = bias->const_data_ptr<float>();
+    } else {
+      auto* b = static_cast<float*>(temporary(p, x, N * 4));
+      const auto* src = static_cast<const uint16_t*>(bias->const_data_ptr());
+      for (int64_t n = 0; n < N; ++n)
+        b[n] = dtype == lc::ActDType::bf16 ? lc::generic::bf16_to_f32(src[n]) : lc::generic::f16_to_f32(src[n]);
+      a.bias = b;
+    }
   }
   return p;
 }
@@ -184,11 +216,9 @@ const float* x_as_f32(const Tensor& x, Prepared& p) {
   if (x.scalar_type() == ScalarType::Float) return x.const_data_ptr<float>();
   if (x.scalar_type() == ScalarType::BFloat16) p.args.x_bf16 = static_cast<const uint16_t*>(x.const_data_ptr());
   const auto& a = p.args;
-  Tensor xf = torch::stable::new_empty(x, {a.M, a.K}, ScalarType::Float);
-  p.keep_alive.push_back(xf);
   const lc::KernelTable& kt = lc::active_kernels();
   const auto* src = static_cast<const char*>(x.const_data_ptr());
-  float* dst = xf.mutable_data_ptr<float>();
+  auto* dst = static_cast<float*>(temporary(p, x, a.M * a.K * 4));
   const lc::ActDType dtype = act_dtype(x);
   const int64_t K = a.K;
   parallel(a.M, [&](int64_t r0, int64_t r1) { kt.to_f32(src + r0 * K * 2, dtype, dst + r0 * K, (r1 - r0) * K); });
@@ -229,10 +259,8 @@ Tensor linear_da8w8(Tensor x, Tensor packed, int64_t out_features, std::optional
   if (a.M == 0) return p.out;
   const float* xf = x_as_f32(x, p);
   const int64_t K4 = lc::round_up4(K);
-  Tensor xq = torch::stable::new_empty(x, {a.M, K4}, ScalarType::Char);
-  Tensor xs = torch::stable::new_empty(x, {a.M}, ScalarType::Float);
-  int8_t* q = xq.mutable_data_ptr<int8_t>();
-  float* s = xs.mutable_data_ptr<float>();
+  auto* q = static_cast<int8_t*>(temporary(p, x, a.M * K4));
+  auto* s = static_cast<float*>(temporary(p, x, a.M * 4));
   const lc::KernelTable& kt = lc::active_kernels();
   parallel(a.M, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) kt.quantize_row_s8(xf + r * K, K, K4, q + r * K4, s + r);

@@ -75,8 +75,12 @@ void linear_a16w8_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0,
 void linear_a16w4_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1) {
   // per-row, per-group activation sums absorb the zero points: x . (q - z) = x . q - z * sum(x), so both
   // paths multiply raw nibbles and apply scale and zero once per group and column
+  // (on the stack for decode-sized calls: nothing allocated per token)
   const int64_t groups = a.K / a.group;
-  std::vector<float> sums(size_t(a.M * groups));
+  constexpr int64_t kStackSums = 4096;
+  alignas(64) float stack_sums[kStackSums];
+  std::vector<float> heap_sums(size_t(a.M * groups > kStackSums ? a.M * groups : 0));
+  float* sums = a.M * groups > kStackSums ? heap_sums.data() : stack_sums;
   for (int64_t i = 0; i < a.M; ++i)
     for (int64_t g = 0; g < groups; ++g) {
       float s = 0.f;
@@ -85,7 +89,7 @@ void linear_a16w4_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0,
     }
   if (a.M <= kGemvRows) {
     auto gemv = [&](const uint8_t* panel, int64_t i0, int64_t m, float* c) {
-      kt.gemv_a16w4(panel, a.K, a.group, a.x + i0 * a.K, a.K, sums.data() + i0 * groups, m, c);
+      kt.gemv_a16w4(panel, a.K, a.group, a.x + i0 * a.K, a.K, sums + i0 * groups, m, c);
     };
     return gemv_panels(kt, a, a16w4_panel_bytes(a.K, a.group), gemv, p0, p1);
   }
@@ -102,7 +106,7 @@ void linear_a16w4_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0,
       std::fill(c, c + m * kPanel, 0.f);
       for (int64_t k0 = 0; k0 < a.K;) {
         const int64_t gi = k0 / a.group, kc = std::min(kChunk, (gi + 1) * a.group - k0);
-        kt.gemm_a16w4_chunk(panel, a.group, k0, kc, a.x + i0 * a.K + k0, a.K, sums.data() + i0 * groups + gi, groups,
+        kt.gemm_a16w4_chunk(panel, a.group, k0, kc, a.x + i0 * a.K + k0, a.K, sums + i0 * groups + gi, groups,
                             g, c, m, tile);
         k0 += kc;
       }
