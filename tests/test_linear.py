@@ -163,3 +163,19 @@ def test_bf16_subnormal_activations_read_as_zero(mode, m):
         ref = reference.linear_da8w8(x, q, s, dtype=torch.float64)
         assert_close_da8w8(out, ref, None, da8w8_magnitude(reference.activations(x), q, s, None))
     assert (out[0] == 0).all(), out[0]
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("m", [1, 8])
+def test_subnormal_bias_is_kept(dtype, m):
+    """Only activations read subnormals as zero (bf16); a bias is widened exactly: with x = 0 every output is the
+    bias, subnormal or not, bit for bit."""
+    k, n = 64, 37
+    q, s = random_int8(n, k)
+    tiny = torch.finfo(dtype).tiny
+    bias = (torch.rand(n) * tiny).to(dtype)  # subnormals in both dtypes
+    bias[::3] = torch.randn(n)[::3].to(dtype)
+    assert (bias[1::3].float().abs() < tiny).all() and (bias[1::3] != 0).any()
+    x = torch.zeros(m, k, dtype=dtype)
+    for out in (ops.linear_a16w8(x, ops.pack_a16w8(q, s), n, bias), ops.linear_da8w8(x, ops.pack_da8w8(q, s), n, bias)):
+        assert torch.equal(out, bias.expand(m, n)), (out[0], bias)
