@@ -38,7 +38,7 @@ def cpu_panel_bytes(mode: str, k: int, group_size: Optional[int] = None) -> int:
         return CPU_PANEL * 4 + k * CPU_PANEL
     if mode == "da8w8":
         return CPU_PANEL * 8 + (k + 3) // 4 * 4 * CPU_PANEL
-    return k // group_size * (CPU_PANEL * 8 + group_size // 2 * CPU_PANEL)
+    return k // group_size * (CPU_PANEL * 5 + group_size // 2 * CPU_PANEL)  # 16 f32 scales, 16 u8 zeros, weights
 
 
 def sycl_rows(mode: str, k: int, group_size: Optional[int] = None) -> int:

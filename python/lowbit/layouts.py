@@ -72,19 +72,19 @@ def _cpu_da8w8(packed: Tensor, n: int, k: int) -> Canonical:
 
 
 def _cpu_a16w4(packed: Tensor, n: int, k: int, g: int, symmetric: bool) -> Canonical:
-    # panel: per group [16 f32 scales][16 f32 zero points][g/2 rows x 16 canonical bytes]
+    # panel: per group [16 f32 scales][16 uint8 zero points][g/2 rows x 16 canonical bytes]
     p, groups = packed.shape[0], k // g
     per_group = packed.reshape(p, groups, -1)
     scale = _f32(per_group[..., :CPU_PANEL * 4])              # [p, groups, 16]
-    zero = _f32(per_group[..., CPU_PANEL * 4:CPU_PANEL * 8])
-    w = per_group[..., CPU_PANEL * 8:].reshape(p, groups, g // 2, CPU_PANEL)
+    zero = per_group[..., CPU_PANEL * 4:CPU_PANEL * 5]
+    w = per_group[..., CPU_PANEL * 5:].reshape(p, groups, g // 2, CPU_PANEL)
     w = w.permute(0, 3, 1, 2).reshape(p * CPU_PANEL, k // 2)
 
     def per_column(t: Tensor) -> Tensor:  # [p, groups, 16] -> [N, groups]
         return t.permute(0, 2, 1).reshape(p * CPU_PANEL, groups)[:n].contiguous()
 
     return Canonical(w[:n].contiguous(), per_column(scale),
-                     None if symmetric else _zero_points(per_column(zero)))
+                     None if symmetric else per_column(zero))
 
 
 # ---- SYCL: uint8 [panels, rows, 64, 4], word (r, c) of panel p belongs to column 64p + c

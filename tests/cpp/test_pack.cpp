@@ -76,7 +76,8 @@ TEST(a16w4_layout) {
         const std::vector<uint8_t> canonical = w.packed();
         const int64_t bytes = lc::a16w4_panel_bytes(K, group), gbytes = lc::a16w4_group_bytes(group);
         const int64_t P = lc::num_panels(N);
-        CHECK(bytes == K / group * (16 * 8 + group / 2 * 16), "a16w4_panel_bytes(", K, ", ", group, ")");
+        // per group: 16 fp32 scales, 16 uint8 zero points, g/2 rows of 16 bytes
+        CHECK(bytes == K / group * (16 * 5 + group / 2 * 16), "a16w4_panel_bytes(", K, ", ", group, ")");
         for (auto [p0, p1] : {std::pair<int64_t, int64_t>{0, P}, {P - 1, P}}) {
           auto out = pack_range(N, bytes, p0, p1, [&](uint8_t* o, int64_t a, int64_t b) {
             lc::pack_a16w4(canonical.data(), w.scales.data(), symmetric ? nullptr : w.zeros.data(), N, K, group, o,
@@ -89,11 +90,11 @@ TEST(a16w4_layout) {
                 const int64_t n = p * kPanel + j;
                 const bool real = n < N;
                 CHECK(f32_at(gp, j) == (real ? w.scale(n, g * group) : 0.f), "N=", N, " n=", n, " g=", g);
-                CHECK(f32_at(gp + 64, j) == (real ? w.zero(n, g * group) : 0.f), "N=", N, " n=", n, " g=", g);
+                CHECK(gp[64 + j] == (real ? w.zero(n, g * group) : 0), "N=", N, " n=", n, " g=", g);
                 for (int64_t kk = 0; kk < group / 2; ++kk) {
                   const int64_t k = g * group + 2 * kk;
                   const uint8_t want = real ? uint8_t(w.q[n * K + k] | w.q[n * K + k + 1] << 4) : 0;
-                  CHECK(gp[128 + kk * kPanel + j] == want, "N=", N, " K=", K, " n=", n, " k=", k);
+                  CHECK(gp[80 + kk * kPanel + j] == want, "N=", N, " K=", K, " n=", n, " k=", k);
                 }
               }
             }

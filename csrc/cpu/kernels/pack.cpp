@@ -37,10 +37,10 @@ void pack_a16w4(const uint8_t* weight, const float* scales, const uint8_t* zeros
       for (int64_t g = 0; g < groups; ++g) {
         uint8_t* gd = dst + g * group_bytes;
         put_f32(gd, j, scales[n * groups + g]);
-        put_f32(gd + kPanel * 4, j, zeros ? float(zeros[n * groups + g]) : 8.f);
+        gd[kA16W4Zeros + j] = zeros ? zeros[n * groups + g] : 8;
         // a canonical byte already holds (k, k+1) of one column in the order the kernels want
         const uint8_t* src = weight + n * (K / 2) + g * group / 2;
-        for (int64_t kk = 0; kk < group / 2; ++kk) gd[kPanel * 8 + kk * kPanel + j] = src[kk];
+        for (int64_t kk = 0; kk < group / 2; ++kk) gd[kA16W4Header + kk * kPanel + j] = src[kk];
       }
     }
   }

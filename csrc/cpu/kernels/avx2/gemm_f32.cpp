@@ -160,11 +160,12 @@ void gemm_a16w4_chunk(const uint8_t* panel, int64_t group, int64_t k0, int64_t k
                       const float* xsum, int64_t ldxs, float* g, float* c, int64_t m, float* tile_out) {
   const uint8_t* gp = panel + k0 / group * a16w4_group_bytes(group);
   // 4 rows at most in the fused tile: the 4 widened vectors of a k pair stay in registers beside 8 accumulators
-  fused_chunk<4>(WidenS4{gp + kPanel * 8 + (k0 % group) / 2 * kPanel}, a, lda, kc, g, m, k0 % group != 0, tile_out);
+  fused_chunk<4>(WidenS4{gp + kA16W4Header + (k0 % group) / 2 * kPanel}, a, lda, kc, g, m, k0 % group != 0, tile_out);
   if ((k0 + kc) % group != 0) return;
   const auto* sz = reinterpret_cast<const float*>(gp);
   const __m256 s0 = _mm256_loadu_ps(sz), s1 = _mm256_loadu_ps(sz + 8);
-  const __m256 z0 = _mm256_loadu_ps(sz + 16), z1 = _mm256_loadu_ps(sz + 24);
+  const __m256 z0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(gp + kA16W4Zeros))));
+  const __m256 z1 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(gp + kA16W4Zeros + 8))));
   for (int64_t i = 0; i < m; ++i) {
     const __m256 xs = _mm256_broadcast_ss(xsum + i * ldxs);
     float* ci = c + i * kPanel;

@@ -58,7 +58,7 @@ void gemv_a16w4_rows(const uint8_t* panel, int64_t K, int64_t group, const float
   }
   for (int64_t g = 0; g < groups; ++g) {
     const uint8_t* gp = panel + g * group_bytes;
-    const uint8_t* q = gp + kPanel * 8;
+    const uint8_t* q = gp + kA16W4Header;
     const float* xg = x + g * group;
     // with one or two rows, k and k + 1 go to separate accumulators: one chain would wait on the FMA latency
     constexpr int S = R <= 2 ? 2 : 1;
@@ -89,7 +89,8 @@ void gemv_a16w4_rows(const uint8_t* panel, int64_t K, int64_t group, const float
     }
     const auto* sz = reinterpret_cast<const float*>(gp);
     const __m256 s0 = _mm256_loadu_ps(sz), s1 = _mm256_loadu_ps(sz + 8);
-    const __m256 z0 = _mm256_loadu_ps(sz + 16), z1 = _mm256_loadu_ps(sz + 24);
+    const __m256 z0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(gp + kA16W4Zeros))));
+    const __m256 z1 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(gp + kA16W4Zeros + 8))));
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m256 xs = _mm256_broadcast_ss(xsum + r * groups + g);

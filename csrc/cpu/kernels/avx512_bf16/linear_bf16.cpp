@@ -211,13 +211,14 @@ void a16w4_panels(const KernelTable& kt, const LinearArgs& a, const float* sums,
       for (int64_t kg = 0; kg < a.group; kg += kChunk) {  // chunks inside the group (even k, as pairs need)
         const int64_t kc = min64(kChunk, a.group - kg);
         ConvertS4<NP> src;
-        for (int j = 0; j < NP; ++j) src.q[j] = gp[j] + kPanel * 8 + kg / 2 * kPanel;
+        for (int j = 0; j < NP; ++j) src.q[j] = gp[j] + kA16W4Header + kg / 2 * kPanel;
         dot_rows<NP>(src, a.x_bf16 + i0 * a.K + g * a.group + kg, a.K, kc, gsum, m, kg > 0, tile);
       }
       // c += s * (x . q - z * sum(x)), per panel, with that group's activation sums
       for (int j = 0; j < NP; ++j) {
         const auto* sz = reinterpret_cast<const float*>(gp[j]);
-        const __m512 s = _mm512_loadu_ps(sz), z = _mm512_loadu_ps(sz + 16);
+        const __m512 s = _mm512_loadu_ps(sz), z = _mm512_cvtepi32_ps(
+            _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gp[j] + kA16W4Zeros))));
         for (int64_t i = 0; i < m; ++i) {
           const __m512 xs = _mm512_set1_ps(sums[(i0 + i) * groups + g]);
           float* ci = c + (i * NP + j) * kPanel;
@@ -257,7 +258,7 @@ void gemv_a16w4_rows(const uint8_t* panel, int64_t K, int64_t group, const uint1
   };
   for (int64_t g = 0; g < groups; ++g) {
     const uint8_t* gp = panel + g * group_bytes;
-    const uint8_t* q = gp + kPanel * 8;
+    const uint8_t* q = gp + kA16W4Header;
     const int64_t kg = g * group;
     // C chains per row over alternate k pairs: one would wait on vdpbf16ps's latency (about 6 cycles against
     // 1-2 cycles of loads per pair at M = 1)
@@ -287,7 +288,7 @@ void gemv_a16w4_rows(const uint8_t* panel, int64_t K, int64_t group, const uint1
 #pragma GCC unroll 4
       for (int j = 1; j < C; ++j) acc[r][0] = _mm512_add_ps(acc[r][0], acc[r][j]);
     const auto* sz = reinterpret_cast<const float*>(gp);
-    const __m512 s = _mm512_loadu_ps(sz), z16 = _mm512_add_ps(_mm512_loadu_ps(sz + 16), _mm512_set1_ps(16.f));
+    const __m512 s = _mm512_loadu_ps(sz), z16 = _mm512_add_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gp + kA16W4Zeros)))), _mm512_set1_ps(16.f));
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const __m512 acc16 = _mm512_mul_ps(acc[r][0], _mm512_set1_ps(16.f));

@@ -47,7 +47,7 @@ void gemv_a16w4_rows(const uint8_t* panel, int64_t K, int64_t group, const float
   for (int r = 0; r < R; ++r) out[r] = _mm512_setzero_ps();
   for (int64_t g = 0; g < groups; ++g) {
     const uint8_t* gp = panel + g * group_bytes;
-    const uint8_t* q = gp + kPanel * 8;
+    const uint8_t* q = gp + kA16W4Header;
     const float* xg = x + g * group;
     __m512 acc[R][2];
 #pragma GCC unroll 8
@@ -64,7 +64,7 @@ void gemv_a16w4_rows(const uint8_t* panel, int64_t K, int64_t group, const float
       }
     }
     const auto* sz = reinterpret_cast<const float*>(gp);
-    const __m512 s = _mm512_loadu_ps(sz), z = _mm512_loadu_ps(sz + 16);
+    const __m512 s = _mm512_loadu_ps(sz), z = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gp + kA16W4Zeros))));
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m512 xs = _mm512_set1_ps(xsum[r * groups + g]);

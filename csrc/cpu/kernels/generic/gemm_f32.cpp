@@ -34,7 +34,7 @@ void gemm_a16w4_chunk(const uint8_t* panel, int64_t group, int64_t k0, int64_t k
   float scale[kPanel], zero[kPanel];
   const uint8_t* gp = panel + k0 / group * a16w4_group_bytes(group);
   std::memcpy(scale, gp, sizeof(scale));
-  std::memcpy(zero, gp + kPanel * 4, sizeof(zero));
+  for (int64_t j = 0; j < kPanel; ++j) zero[j] = gp[kA16W4Zeros + j];
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < kPanel; ++j)
       c[i * kPanel + j] += scale[j] * (g[i * kPanel + j] - zero[j] * xsum[i * ldxs]);

@@ -26,8 +26,8 @@ void gemv_a16w4(const uint8_t* panel, int64_t K, int64_t group, const float* x, 
       const uint8_t* gp = panel + g * group_bytes;
       float scale[kPanel], zero[kPanel], acc[kPanel] = {};
       std::memcpy(scale, gp, sizeof(scale));
-      std::memcpy(zero, gp + kPanel * 4, sizeof(zero));
-      const uint8_t* q = gp + kPanel * 8;
+      for (int64_t j = 0; j < kPanel; ++j) zero[j] = gp[kA16W4Zeros + j];
+      const uint8_t* q = gp + kA16W4Header;
       const float* xi = x + i * ldx + g * group;
       for (int64_t kk = 0; kk < group / 2; ++kk)
         for (int64_t j = 0; j < kPanel; ++j)
