@@ -9,8 +9,9 @@ using namespace lowbit_test;
 
 namespace {
 
-// 5-7: one fused tile; 8, 12: two balanced tiles (4 + 4, 6 + 6); 13, 16: three tiles; 64+: row blocks
-const int64_t kMs[] = {1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 16, 64, 65, 70};
+// 5-7: one fused tile; 8, 12: two balanced tiles (4 + 4, 6 + 6); 13, 16: three tiles; 64+: row blocks of the
+// default drivers; 260: row blocks of the bf16 drivers (256)
+const int64_t kMs[] = {1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 16, 64, 65, 70, 260};
 const int64_t kNs[] = {1, 17, 40};
 const ActDType kDTypes[] = {ActDType::f32, ActDType::bf16, ActDType::f16};
 

@@ -18,7 +18,9 @@
 namespace lowbit::cpu::LOWBIT_VARIANT_NS {
 namespace {
 
-constexpr int64_t kRowBlock = 64;  // rows whose fp32 results [64][2 x 16] stay in L1 beside the tile
+// Rows per pass over a K-chunk: a chunk is converted once for up to this many rows (their fp32 results, 32 KiB,
+// stay in L2). With 64 the conversion was repeated for M = 128 and cost about 5%.
+constexpr int64_t kRowBlock = 256;
 constexpr int64_t kChunk = 256;    // k per bf16 tile: 128 pairs x 2 panels x 64 bytes = 16 KiB
 constexpr int kMaxRows = 12;       // 12 rows x 2 panels = 24 accumulators
 
@@ -315,10 +317,10 @@ void gemv_a16w4(int64_t m, const uint8_t* panel, int64_t K, int64_t group, const
 void linear_a16w8(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1) {
   if (a.x_bf16 == nullptr || a.M <= kGemvRows) return linear_a16w8_panels(kt, a, p0, p1);
   __m512i tile[kChunk / 2 * 2];
-  alignas(64) float c[kRowBlock * 2 * kPanel];
+  FloatBuffer c(min64(a.M, kRowBlock) * 2 * kPanel);  // the tiled path only: decode allocates nothing
   int64_t p = p0;
-  for (; p + 2 <= p1; p += 2) a16w8_panels<2>(kt, a, p, tile, c);
-  if (p < p1) a16w8_panels<1>(kt, a, p, tile, c);
+  for (; p + 2 <= p1; p += 2) a16w8_panels<2>(kt, a, p, tile, c.p);
+  if (p < p1) a16w8_panels<1>(kt, a, p, tile, c.p);
 }
 
 void linear_a16w4(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1) {
@@ -349,11 +351,11 @@ void linear_a16w4(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_
     return;
   }
   __m512i tile[kChunk / 2 * 2];
-  alignas(64) float gsum[kRowBlock * 2 * kPanel];  // the raw dot products of the group so far
-  alignas(64) float c[kRowBlock * 2 * kPanel];
+  FloatBuffer gsum(min64(a.M, kRowBlock) * 2 * kPanel);  // the raw dot products of the group so far
+  FloatBuffer c(min64(a.M, kRowBlock) * 2 * kPanel);
   int64_t p = p0;
-  for (; p + 2 <= p1; p += 2) a16w4_panels<2>(kt, a, sums, p, tile, gsum, c);
-  if (p < p1) a16w4_panels<1>(kt, a, sums, p, tile, gsum, c);
+  for (; p + 2 <= p1; p += 2) a16w4_panels<2>(kt, a, sums, p, tile, gsum.p, c.p);
+  if (p < p1) a16w4_panels<1>(kt, a, sums, p, tile, gsum.p, c.p);
 }
 
 }  // namespace lowbit::cpu::LOWBIT_VARIANT_NS
