@@ -33,12 +33,18 @@ def _install_library(src: Path, dst: Path) -> None:
 
 
 class CMakeBuild(build_ext):
+    def run(self):
+        # setuptools' build_ext.run() clears self.inplace while it builds (and copies only the extension's own
+        # file back afterwards): remember what was asked for
+        self._develop = bool(self.inplace or getattr(self, "editable_mode", False))
+        super().run()
+
     def build_extension(self, ext):
         import torch.utils.cpp_extension as cpp
 
         # LOWBIT_EMULATED_ISAS=1 (make test) adds the SIMDe-emulated twins of the AVX-512 variants, for tests on
         # any machine; a wheel never holds them, and builds in its own directory so the two never thrash.
-        develop = self.inplace or getattr(self, "editable_mode", False)
+        develop = getattr(self, "_develop", False)
         emulated = develop and os.environ.get("LOWBIT_EMULATED_ISAS") == "1"
         build_dir = ROOT / "build" / ("cmake" if develop else "cmake-wheel")
         out_dir = build_dir / "lib"
@@ -55,7 +61,7 @@ class CMakeBuild(build_ext):
         subprocess.check_call(cmake_args)
         subprocess.check_call(["cmake", "--build", str(build_dir), "--parallel", str(os.cpu_count() or 2)])
         dests = [Path(self.get_ext_fullpath(ext.name)).parent]
-        if self.inplace or getattr(self, "editable_mode", False):
+        if develop:
             # an editable install copies back only the extension's own file: put the others in place here
             dests.append(ROOT / "python" / "lowbit")
         for dest in dests:

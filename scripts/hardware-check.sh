@@ -7,7 +7,8 @@
 #   PYTHON=/path/to/python scripts/hardware-check.sh OUTDIR
 #
 # Needs: a Python with torch (>= 2.10), cmake, ninja, pytest and hypothesis; a C++17 compiler (g++ >= 12).
-# It builds in place (python/lowbit/liblowbit_cpu.so, build/cmake) and installs nothing.
+# It builds in place (python/lowbit/liblowbit_*.so, build/cmake, without the emulated variants of a `make test`
+# build: run `make test` again afterwards to get them back) and installs nothing.
 # Exit status: 0 when every stage passed. OUTDIR/summary.txt holds the verdicts, the other files the details.
 set -uo pipefail
 if [ $# -ne 1 ]; then
@@ -17,6 +18,8 @@ fi
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 mkdir -p "$1" && OUT="$(cd "$1" && pwd)"
 PY="${PYTHON:-python3}"
+# this check chooses the variants itself: settings of the caller's environment must not leak in
+unset LOWBIT_CPU_ISA LOWBIT_EMULATED_ISAS LOWBIT_DEBUG_POISON
 export PYTHONPATH="$ROOT/python${PYTHONPATH:+:$PYTHONPATH}"
 # the op tests: everything that calls the kernels and needs nothing beyond torch, pytest and hypothesis
 OP_TESTS=(tests/test_linear.py tests/test_errors.py tests/test_hostile.py tests/test_fuzz.py tests/test_layouts.py
@@ -27,7 +30,8 @@ say() { echo "$*" | tee -a "$OUT/summary.txt"; }
 stage() {  # stage NAME LOGFILE command...: runs it, logs everything, records PASS/FAIL
   local name="$1" log="$2"
   shift 2
-  if "$@" > "$log" 2>&1; then say "PASS  $name"; else say "FAIL  $name (see $log)"; FAILED=1; fi
+  if "$@" > "$log" 2>&1; then say "PASS  $name $(grep -Eo '[0-9]+ (passed|skipped)' "$log" | tr '\n' ' ')"
+  else say "FAIL  $name (see $log)"; FAILED=1; fi
 }
 
 # ---- the machine
@@ -62,7 +66,7 @@ done
 # ---- a short benchmark with the best variant (bf16 activations, cold weights, all threads)
 stage "benchmark" "$OUT/bench.txt" "$PY" -m lowbit.bench --shapes 4096x4096 --m 1 8 32 128 --budget 1 \
   --out "$OUT/bench"
-grep -E '^lowbit|^ +[0-9]+ x' "$OUT/bench.txt" | tee -a "$OUT/summary.txt"
+grep -E '^lowbit|^ +K x N|^ +[0-9]+ x' "$OUT/bench.txt" | tee -a "$OUT/summary.txt"
 
 if [ "$FAILED" = 0 ]; then say "== all stages passed"; else say "== some stage FAILED"; fi
 say "== output in $OUT"

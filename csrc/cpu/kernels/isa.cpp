@@ -26,6 +26,9 @@ const Variant* find_variant(const std::string& name) {
   return nullptr;
 }
 
+// A variant runs here when the CPU has its features and those of every variant it inherits kernels from.
+bool runs_here(const Variant& v) { return v.runs_here() && (v.parent == nullptr || runs_here(*find_variant(v.parent))); }
+
 // Every field set: a variant without a parent must fill them all, and every other one inherits them.
 bool complete(const KernelTable& t) {
   static_assert(sizeof(KernelTable) % sizeof(void*) == 0, "KernelTable holds pointers only");
@@ -44,11 +47,16 @@ KernelTable build_table(const Variant& v) {
   return t;
 }
 
-// Built once per variant, on first use, and never freed (the tables are read by every op call).
+constexpr size_t kCount = sizeof(kVariants) / sizeof(kVariants[0]);
+
+// The tables of the variants this CPU runs, built once on first use and never freed. Only those: a filler is
+// compiled with its variant's flags (GCC may use AVX2 or AVX-512 instructions even to fill a table), so the
+// table of a variant this CPU cannot run is never built.
 struct Tables {
-  std::unique_ptr<KernelTable> by_index[sizeof(kVariants) / sizeof(kVariants[0])];
+  std::unique_ptr<KernelTable> by_index[kCount];
   Tables() {
-    for (size_t i = 0; i < sizeof(kVariants) / sizeof(kVariants[0]); ++i) {
+    for (size_t i = 0; i < kCount; ++i) {
+      if (!runs_here(kVariants[i])) continue;
       by_index[i] = std::make_unique<KernelTable>(build_table(kVariants[i]));
       if (!complete(*by_index[i])) std::abort();  // a registry bug: a variant without parent left a field empty
     }
@@ -60,7 +68,7 @@ const Tables& tables() {
   return t;
 }
 
-const KernelTable& table_of(const Variant& v) { return *tables().by_index[&v - kVariants]; }
+const KernelTable* table_of(const Variant& v) { return tables().by_index[&v - kVariants].get(); }
 
 struct Choice {
   const KernelTable* table = nullptr;
@@ -70,16 +78,16 @@ struct Choice {
 Choice choose() {
   Choice c;
   for (const Variant& v : kVariants)
-    if (!v.emulated && v.runs_here()) {
-      c.table = &table_of(v);
+    if (!v.emulated && runs_here(v)) {
+      c.table = table_of(v);
       break;
     }
   const char* env = std::getenv("LOWBIT_CPU_ISA");
   const std::string requested = env ? env : "";
   if (requested.empty()) return c;
   if (const Variant* v = find_variant(requested)) {
-    if (v->runs_here())
-      c.table = &table_of(*v);
+    if (runs_here(*v))
+      c.table = table_of(*v);
     else
       c.error = "LOWBIT_CPU_ISA=" + requested + ": this CPU cannot run that variant";
     return c;
@@ -87,6 +95,9 @@ Choice choose() {
   c.error = "LOWBIT_CPU_ISA=" + requested + " is not a known variant (known:";
   for (const Variant& v : kVariants) c.error += std::string(" ") + v.name;
   c.error += ")";
+  const size_t n = requested.size();
+  if (n > 4 && requested.compare(n - 4, 4, "-emu") == 0)
+    c.error += "; emulated variants exist only in builds made with LOWBIT_EMULATED_ISAS=1 (make test)";
   return c;
 }
 
@@ -100,7 +111,7 @@ const Choice& choice() {
 std::vector<std::string> supported_isas() {
   std::vector<std::string> native, emulated;
   for (const Variant& v : kVariants)
-    if (v.runs_here()) (v.emulated ? emulated : native).emplace_back(v.name);
+    if (runs_here(v)) (v.emulated ? emulated : native).emplace_back(v.name);
   // generic stays last: native best-first, then the emulated ones
   const std::string last = native.back();
   native.pop_back();
@@ -111,7 +122,7 @@ std::vector<std::string> supported_isas() {
 
 const KernelTable* find_kernels(const std::string& name) {
   const Variant* v = find_variant(name);
-  return v ? &table_of(*v) : nullptr;
+  return v ? table_of(*v) : nullptr;
 }
 
 const KernelTable& active_kernels() { return *choice().table; }

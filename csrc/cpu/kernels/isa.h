@@ -1,5 +1,6 @@
-// Which instruction-set variant runs: chosen once, on first use, from CPUID and the LOWBIT_CPU_ISA
-// environment variable (which may only lower the choice, so tests can force every variant this machine runs).
+// Which instruction-set variant runs: chosen once, on first use, from CPUID (the best native variant this CPU
+// runs) or the LOWBIT_CPU_ISA environment variable (any variant this CPU runs, emulated ones included, so tests
+// can force each of them).
 //
 // The variants and their order come from the lowbit_add_variant() calls in CMakeLists.txt. A variant's table
 // starts as a copy of its parent's and is then filled by its own folder's table.cpp with the kernels it
@@ -16,7 +17,7 @@ namespace lowbit::cpu {
 // Variants this CPU can execute: native ones best first, then emulated ones ("<name>-emu", built only with
 // LOWBIT_EMULATED_ISAS; never chosen unless asked for), "generic" last.
 std::vector<std::string> supported_isas();
-// The complete table of a variant by name, or nullptr for an unknown name (whether or not it runs here).
+// The complete table of a variant this CPU runs, by name; nullptr for any other name.
 const KernelTable* find_kernels(const std::string& name);
 const KernelTable& active_kernels();          // the chosen table; never changes after the first call
 // Empty when LOWBIT_CPU_ISA is unset or valid; otherwise why it was refused (the best variant is used).
