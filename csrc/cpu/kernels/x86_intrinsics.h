@@ -4,6 +4,7 @@
 // Where SIMDe and the hardware differ, the emulation is told here what the hardware does.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -11,9 +12,10 @@
 #define SIMDE_ENABLE_NATIVE_ALIASES
 #include <simde/x86/avx512.h>
 
-// Intrinsics SIMDe 0.8.2 lacks, written from their documented semantics (Intel Intrinsics Guide) in scalar
-// code (tests/cpp/test_emulation.cpp checks them against the hardware where it has the instructions). Macros
-// rather than functions of the same name: GCC's <immintrin.h> already declares those names.
+// Intrinsics SIMDe 0.8.2 lacks or gets wrong, written from their documented semantics (Intel Intrinsics Guide,
+// Intel SDM) in scalar code; tests/cpp/test_emulation.cpp checks each against the hardware where the CPU has
+// the instruction, and against hand-worked cases everywhere. Macros rather than functions of the same name for
+// the missing ones: GCC's <immintrin.h> already declares those names.
 namespace lowbit::cpu::emulation {
 
 // vpmovsxbd: 16 signed bytes -> 16 int32
@@ -55,6 +57,41 @@ inline int32_t reduce_add_epi32(simde__m512i a) {
   return int32_t(s);
 }
 
+inline float bf16_daz(uint16_t h) {  // a bf16 input as vdpbf16ps reads it: subnormals as signed zero
+  const uint32_t u = uint32_t((h & 0x7f80u) ? h : h & 0x8000u) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+inline float f32_ftz(float f) {  // subnormal fp32 -> signed zero
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7f800000u) == 0) u &= 0x80000000u;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// vdpbf16ps as the hardware computes it (Intel SDM pseudo-code, checked on a Zen 5): per fp32 lane i,
+//   t = acc[i] + a[2i+1] * b[2i+1], then t + a[2i] * b[2i], each rounded to nearest even (a product of two bf16
+// is exact in fp32, so each step is one fused multiply-add); subnormal inputs read as zero and subnormal
+// results flush to zero (DAZ, FTZ: MXCSR is not consulted). SIMDe 0.8.2 adds in another order and keeps
+// subnormals, which changes results in the last bit and near the bottom of the range.
+inline simde__m512 dpbf16_ps(simde__m512 acc, simde__m512i a, simde__m512i b) {
+  float c[16];
+  uint16_t x[32], y[32];
+  std::memcpy(c, &acc, 64);
+  std::memcpy(x, &a, 64);
+  std::memcpy(y, &b, 64);
+  for (int i = 0; i < 16; ++i) {
+    const float t = f32_ftz(std::fma(bf16_daz(x[2 * i + 1]), bf16_daz(y[2 * i + 1]), f32_ftz(c[i])));
+    c[i] = f32_ftz(std::fma(bf16_daz(x[2 * i]), bf16_daz(y[2 * i]), t));
+  }
+  simde__m512 r;
+  std::memcpy(&r, c, 64);
+  return r;
+}
+
 }  // namespace lowbit::cpu::emulation
 
 #define _mm512_cvtepi8_epi32(a) ::lowbit::cpu::emulation::cvtepi8_epi32(a)
@@ -84,30 +121,10 @@ inline __m512bh as_bf16x32(__m512i v) {
 #endif
 }
 
-// acc + a[2j] * b[2j] + a[2j+1] * b[2j+1] per fp32 lane j (vdpbf16ps). The hardware treats bf16 subnormal
-// inputs as zero and flushes subnormal results (DAZ/FTZ, MXCSR not consulted; measured on Zen 5:
-// isa-verification.md); SIMDe 0.8.2 keeps subnormals, so the emulation flushes inputs and result itself.
+// acc + a[2j+1] * b[2j+1] + a[2j] * b[2j] per fp32 lane j (vdpbf16ps; subnormals read and written as zero).
 inline __m512 dpbf16(__m512 acc, __m512i a, __m512i b) {
 #if defined(LOWBIT_SIMDE)
-  uint16_t ab[2][32];
-  std::memcpy(ab[0], &a, 64);
-  std::memcpy(ab[1], &b, 64);
-  for (auto& v : ab)
-    for (uint16_t& h : v)
-      if ((h & 0x7f80u) == 0) h &= 0x8000u;  // subnormal (or zero) bf16 -> signed zero
-  std::memcpy(&a, ab[0], 64);
-  std::memcpy(&b, ab[1], 64);
-  uint32_t f[16];
-  std::memcpy(f, &acc, 64);
-  for (uint32_t& u : f)
-    if ((u & 0x7f800000u) == 0) u &= 0x80000000u;
-  std::memcpy(&acc, f, 64);
-  __m512 r = _mm512_dpbf16_ps(acc, as_bf16x32(a), as_bf16x32(b));
-  std::memcpy(f, &r, 64);
-  for (uint32_t& u : f)
-    if ((u & 0x7f800000u) == 0) u &= 0x80000000u;
-  std::memcpy(&r, f, 64);
-  return r;
+  return ::lowbit::cpu::emulation::dpbf16_ps(acc, a, b);
 #else
   return _mm512_dpbf16_ps(acc, as_bf16x32(a), as_bf16x32(b));
 #endif
