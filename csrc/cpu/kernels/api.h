@@ -74,8 +74,8 @@ struct KernelTable {
 
   // Activation row(s) in bf16/fp16/fp32 -> fp32: exact widening, except that subnormal bf16 values read as
   // (signed) zero. The bf16 dot-product instruction (vdpbf16ps) treats them so, and every variant and path
-  // follows it, so an op's result never depends on the variant or on M (the difference is below 2^-126 * |w|
-  // per term). fp16 subnormals are kept.
+  // follows it, so whether a subnormal activation counts never depends on the variant or on M (results still
+  // differ by the rounding of their sums). fp16 subnormals are kept.
   void (*to_f32)(const void* src, ActDType dtype, float* dst, int64_t n);
   // fp32 -> activation dtype, round to nearest even, optionally adding an fp32 bias first.
   void (*from_f32)(const float* src, const float* bias, void* dst, ActDType dtype, int64_t n);

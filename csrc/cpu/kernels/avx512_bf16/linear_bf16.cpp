@@ -2,15 +2,16 @@
 // products to an fp32 lane, 32 multiply-adds per instruction (twice a 512-bit FMA). int8 and int4 weight
 // values are exact in bf16, so every product is exact and only the fp32 accumulation rounds.
 //
-// Where it pays: a K-chunk of one panel is converted once into bf16 pairs (k, k+1) per column (a 16 KiB tile
-// that stays in L1) and then multiplied into every activation row, up to 12 rows per register tile, with the
-// activation pair read as one broadcast dword. The conversion costs about as much as the products of one row,
-// so decode (M <= kGemvRows) keeps the parent variant's FMA kernels, which convert in registers and never
-// write a tile.
+// Tiled path (M > kGemvRows): a K-chunk of two panels is converted once into bf16 pairs (k, k+1) per column
+// and multiplied into every activation row, up to 12 rows x 2 panels per register tile, the activation pair
+// read as one broadcast dword; the first row tile converts in registers and stores the pairs only when more
+// row tiles follow. Decode: a16w4 converts nibble pairs in registers with three integer instructions
+// (gemv_a16w4_rows below); a16w8 keeps the parent's FMA kernel (its int8 -> bf16 pair conversion costs as
+// much as the FMAs it would save).
 //
 // Semantics: vdpbf16ps reads subnormal bf16 activations as zero and flushes subnormal partial sums to zero
-// (x86_intrinsics.h); on this path a subnormal activation contributes nothing (at most 2^-126 * |w| per
-// term, below the fp32 rounding of any normal result).
+// (x86_intrinsics.h); every CPU path reads subnormal bf16 activations as zero too (api.h, to_f32), so the
+// paths agree up to the rounding of their sums.
 #include "cpu/kernels/avx512_bf16/bf16.h"
 
 #include "cpu/kernels/linear.h"
