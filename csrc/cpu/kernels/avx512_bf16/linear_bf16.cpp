@@ -93,17 +93,52 @@ struct FromTile {
   }
 };
 
+// What a register tile does with its sums acc[r][j] (row r, panel j). at(i) is the policy for a tile starting
+// at row i of the block.
+
+// out[r][j * 16 + c] (+)= acc: raw dot products, kept across chunks
+template <int NP>
+struct Accumulate {
+  float* out;
+  bool accumulate;
+  Accumulate at(int64_t i) const { return {out + i * NP * kPanel, accumulate}; }
+  __m512 init(int r, int j) const {
+    return accumulate ? _mm512_loadu_ps(out + (r * NP + j) * kPanel) : _mm512_setzero_ps();
+  }
+  void finish(int r, int j, __m512 acc) const { _mm512_storeu_ps(out + (r * NP + j) * kPanel, acc); }
+};
+
+// c[r][j * 16 + col] += s_j * (acc - z_j * xsum[r]): an a16w4 group folded straight from the registers
+template <int NP>
+struct FoldGroup {
+  float* c;
+  const float* xsum;  // this group's activation sum of row 0, then every ldxs floats
+  int64_t ldxs;
+  __m512 s[NP], z[NP];
+  FoldGroup at(int64_t i) const {
+    FoldGroup f = *this;
+    f.c += i * NP * kPanel;
+    f.xsum += i * ldxs;
+    return f;
+  }
+  __m512 init(int, int) const { return _mm512_setzero_ps(); }
+  void finish(int r, int j, __m512 acc) const {
+    float* cr = c + (r * NP + j) * kPanel;
+    const __m512 xs = _mm512_set1_ps(xsum[r * ldxs]);
+    _mm512_storeu_ps(cr, _mm512_fmadd_ps(s[j], _mm512_fnmadd_ps(z[j], xs, acc), _mm512_loadu_ps(cr)));
+  }
+};
+
 // out[r][j * 16 + c] (+)= x[r][0:kc] . (pairs of panel j) for r < R, j < NP; x has row stride ldx (bf16
 // elements) and starts at an even k. With `store`, the pairs also go to store[p * NP + j] for later row tiles.
-template <int R, int NP, typename Src>
-void dot_tile(const Src& src, const uint16_t* x, int64_t ldx, int64_t kc, float* out, bool accumulate,
-              __m512i* store) {
+template <int R, int NP, typename Src, typename Out>
+void dot_tile(const Src& src, const uint16_t* x, int64_t ldx, int64_t kc, const Out& out, __m512i* store) {
   __m512 acc[R][NP];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
     for (int j = 0; j < NP; ++j)
-      acc[r][j] = accumulate ? _mm512_loadu_ps(out + (r * NP + j) * kPanel) : _mm512_setzero_ps();
+      acc[r][j] = out.init(r, j);
   const int64_t pairs = kc / 2;
   auto step = [&](int64_t p, auto x_pair) {
     __m512i w[NP];
@@ -129,15 +164,15 @@ void dot_tile(const Src& src, const uint16_t* x, int64_t ldx, int64_t kc, float*
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
-    for (int j = 0; j < NP; ++j) _mm512_storeu_ps(out + (r * NP + j) * kPanel, acc[r][j]);
+    for (int j = 0; j < NP; ++j) out.finish(r, j, acc[r][j]);
 }
 
-template <int NP, typename Src>
-void dot_tile_rows(int64_t rows, const Src& src, const uint16_t* x, int64_t ldx, int64_t kc, float* out,
-                   bool accumulate, __m512i* store) {
+template <int NP, typename Src, typename Out>
+void dot_tile_rows(int64_t rows, const Src& src, const uint16_t* x, int64_t ldx, int64_t kc, const Out& out,
+                   __m512i* store) {
   switch (rows) {
 #define LOWBIT_ROWS(R) \
-  case R: return dot_tile<R, NP>(src, x, ldx, kc, out, accumulate, store);
+  case R: return dot_tile<R, NP>(src, x, ldx, kc, out, store);
     LOWBIT_ROWS(1) LOWBIT_ROWS(2) LOWBIT_ROWS(3) LOWBIT_ROWS(4) LOWBIT_ROWS(5) LOWBIT_ROWS(6)
     LOWBIT_ROWS(7) LOWBIT_ROWS(8) LOWBIT_ROWS(9) LOWBIT_ROWS(10) LOWBIT_ROWS(11) LOWBIT_ROWS(12)
 #undef LOWBIT_ROWS
@@ -147,15 +182,15 @@ void dot_tile_rows(int64_t rows, const Src& src, const uint16_t* x, int64_t ldx,
 // out[i] (+)= x[i] . (the chunk's weights) for i < m, in balanced register tiles of at most kMaxRows rows.
 // The first tile converts the weights in registers; only when more tiles follow does it also write them to
 // `tile` for those (so a single tile, e.g. M = 8, never stores them).
-template <int NP, typename Src>
-void dot_rows(const Src& src, const uint16_t* x, int64_t ldx, int64_t kc, float* out, int64_t m, bool accumulate,
+template <int NP, typename Src, typename Out>
+void dot_rows(const Src& src, const uint16_t* x, int64_t ldx, int64_t kc, const Out& out, int64_t m,
               __m512i* tile) {
   const int64_t tiles = (m + kMaxRows - 1) / kMaxRows;
   const int64_t r0 = tile_rows(m, tiles);
-  dot_tile_rows<NP>(r0, src, x, ldx, kc, out, accumulate, tiles > 1 ? tile : nullptr);
+  dot_tile_rows<NP>(r0, src, x, ldx, kc, out, tiles > 1 ? tile : nullptr);
   for (int64_t t = 1, i = r0; t < tiles; ++t) {
     const int64_t r = tile_rows(m - i, tiles - t);
-    dot_tile_rows<NP>(r, FromTile<NP>{tile}, x + i * ldx, ldx, kc, out + i * NP * kPanel, accumulate, nullptr);
+    dot_tile_rows<NP>(r, FromTile<NP>{tile}, x + i * ldx, ldx, kc, out.at(i), nullptr);
     i += r;
   }
 }
@@ -187,7 +222,7 @@ void a16w8_panels(const KernelTable& kt, const LinearArgs& a, int64_t p, __m512i
       ConvertS8<NP> src;
       for (int j = 0; j < NP; ++j) src.w[j] = panel[j] + kPanel * 4 + k0 * kPanel;
       src.kc = kc;
-      dot_rows<NP>(src, a.x_bf16 + i0 * a.K + k0, a.K, kc, c, m, k0 > 0, tile);
+      dot_rows<NP>(src, a.x_bf16 + i0 * a.K + k0, a.K, kc, Accumulate<NP>{c, k0 > 0}, m, tile);
     }
     for (int j = 0; j < NP; ++j) {
       const __m512 s = _mm512_loadu_ps(reinterpret_cast<const float*>(panel[j]));  // the panel's scales
@@ -211,24 +246,27 @@ void a16w4_panels(const KernelTable& kt, const LinearArgs& a, const float* sums,
     for (int64_t g = 0; g < groups; ++g) {
       const uint8_t* gp[NP];
       for (int j = 0; j < NP; ++j) gp[j] = a.packed + (p + j) * panel_bytes + g * group_bytes;
-      for (int64_t kg = 0; kg < a.group; kg += kChunk) {  // chunks inside the group (even k, as pairs need)
+      FoldGroup<NP> fold{c, sums + i0 * groups + g, groups, {}, {}};
+      for (int j = 0; j < NP; ++j) {
+        fold.s[j] = _mm512_loadu_ps(reinterpret_cast<const float*>(gp[j]));
+        fold.z[j] = _mm512_cvtepi32_ps(
+            _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gp[j] + kA16W4Zeros))));
+      }
+      if (a.group <= kChunk) {  // the usual groups (32..256): folded into c from the registers
+        ConvertS4<NP> src;
+        for (int j = 0; j < NP; ++j) src.q[j] = gp[j] + kA16W4Header;
+        dot_rows<NP>(src, a.x_bf16 + i0 * a.K + g * a.group, a.K, a.group, fold, m, tile);
+        continue;
+      }
+      // larger groups (per channel): raw sums over chunks inside the group (even k, as pairs need), then the fold
+      for (int64_t kg = 0; kg < a.group; kg += kChunk) {
         const int64_t kc = min64(kChunk, a.group - kg);
         ConvertS4<NP> src;
         for (int j = 0; j < NP; ++j) src.q[j] = gp[j] + kA16W4Header + kg / 2 * kPanel;
-        dot_rows<NP>(src, a.x_bf16 + i0 * a.K + g * a.group + kg, a.K, kc, gsum, m, kg > 0, tile);
+        dot_rows<NP>(src, a.x_bf16 + i0 * a.K + g * a.group + kg, a.K, kc, Accumulate<NP>{gsum, kg > 0}, m, tile);
       }
-      // c += s * (x . q - z * sum(x)), per panel, with that group's activation sums
-      for (int j = 0; j < NP; ++j) {
-        const auto* sz = reinterpret_cast<const float*>(gp[j]);
-        const __m512 s = _mm512_loadu_ps(sz), z = _mm512_cvtepi32_ps(
-            _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gp[j] + kA16W4Zeros))));
-        for (int64_t i = 0; i < m; ++i) {
-          const __m512 xs = _mm512_set1_ps(sums[(i0 + i) * groups + g]);
-          float* ci = c + (i * NP + j) * kPanel;
-          const __m512 gi = _mm512_loadu_ps(gsum + (i * NP + j) * kPanel);
-          _mm512_storeu_ps(ci, _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, xs, gi), _mm512_loadu_ps(ci)));
-        }
-      }
+      for (int64_t i = 0; i < m; ++i)
+        for (int j = 0; j < NP; ++j) fold.finish(int(i), j, _mm512_loadu_ps(gsum + (i * NP + j) * kPanel));
     }
     for (int j = 0; j < NP; ++j) store_panel(kt, a, c + j * kPanel, NP * kPanel, p + j, i0, m);
   }
