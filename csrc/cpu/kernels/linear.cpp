@@ -62,6 +62,16 @@ void gemv_panels(const KernelTable& kt, const LinearArgs& a, int64_t panel_bytes
 
 }  // namespace
 
+void a16w4_group_sums(const LinearArgs& a, float* sums) {
+  const int64_t groups = a.K / a.group;
+  for (int64_t i = 0; i < a.M; ++i)
+    for (int64_t g = 0; g < groups; ++g) {
+      float s = 0.f;
+      for (int64_t k = g * a.group; k < (g + 1) * a.group; ++k) s += a.x[i * a.K + k];
+      sums[i * groups + g] = s;
+    }
+}
+
 void linear_a16w8_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1) {
   if (a.M <= kGemvRows) {
     auto gemv = [&](const uint8_t* panel, int64_t i0, int64_t m, float* c) {
@@ -81,12 +91,7 @@ void linear_a16w4_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0,
   alignas(64) float stack_sums[kStackSums];
   std::vector<float> heap_sums(size_t(a.M * groups > kStackSums ? a.M * groups : 0));
   float* sums = a.M * groups > kStackSums ? heap_sums.data() : stack_sums;
-  for (int64_t i = 0; i < a.M; ++i)
-    for (int64_t g = 0; g < groups; ++g) {
-      float s = 0.f;
-      for (int64_t k = g * a.group; k < (g + 1) * a.group; ++k) s += a.x[i * a.K + k];
-      sums[i * groups + g] = s;
-    }
+  a16w4_group_sums(a, sums);
   if (a.M <= kGemvRows) {
     auto gemv = [&](const uint8_t* panel, int64_t i0, int64_t m, float* c) {
       kt.gemv_a16w4(panel, a.K, a.group, a.x + i0 * a.K, a.K, sums + i0 * groups, m, c);

@@ -18,20 +18,10 @@
 // the missing ones: GCC's <immintrin.h> already declares those names.
 namespace lowbit::cpu::emulation {
 
-// vpmovsxbd: 16 signed bytes -> 16 int32
-inline simde__m512i cvtepi8_epi32(simde__m128i a) {
-  int8_t in[16];
-  int32_t out[16];
-  std::memcpy(in, &a, 16);
-  for (int i = 0; i < 16; ++i) out[i] = in[i];
-  simde__m512i r;
-  std::memcpy(&r, out, 64);
-  return r;
-}
-
-// vpmovzxbd: 16 unsigned bytes -> 16 int32
-inline simde__m512i cvtepu8_epi32(simde__m128i a) {
-  uint8_t in[16];
+// vpmovsxbd / vpmovzxbd: 16 signed (T = int8_t) or unsigned (T = uint8_t) bytes -> 16 int32
+template <typename T>
+inline simde__m512i widen_bytes(simde__m128i a) {
+  T in[16];
   int32_t out[16];
   std::memcpy(in, &a, 16);
   for (int i = 0; i < 16; ++i) out[i] = in[i];
@@ -94,8 +84,8 @@ inline simde__m512 dpbf16_ps(simde__m512 acc, simde__m512i a, simde__m512i b) {
 
 }  // namespace lowbit::cpu::emulation
 
-#define _mm512_cvtepi8_epi32(a) ::lowbit::cpu::emulation::cvtepi8_epi32(a)
-#define _mm512_cvtepu8_epi32(a) ::lowbit::cpu::emulation::cvtepu8_epi32(a)
+#define _mm512_cvtepi8_epi32(a) ::lowbit::cpu::emulation::widen_bytes<int8_t>(a)
+#define _mm512_cvtepu8_epi32(a) ::lowbit::cpu::emulation::widen_bytes<uint8_t>(a)
 #define _mm512_maskz_loadu_epi8(k, p) ::lowbit::cpu::emulation::maskz_loadu_epi8(k, p)
 #define _mm512_reduce_add_epi32(a) ::lowbit::cpu::emulation::reduce_add_epi32(a)
 #else

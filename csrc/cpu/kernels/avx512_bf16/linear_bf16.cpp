@@ -371,12 +371,7 @@ void linear_a16w4(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_
   alignas(64) float stack_sums[kStackSums];
   FloatBuffer heap_sums(a.M * groups > kStackSums ? a.M * groups : 0);
   float* sums = a.M * groups > kStackSums ? heap_sums.p : stack_sums;
-  for (int64_t i = 0; i < a.M; ++i)
-    for (int64_t g = 0; g < groups; ++g) {
-      float t = 0.f;
-      for (int64_t k = g * a.group; k < (g + 1) * a.group; ++k) t += a.x[i * a.K + k];
-      sums[i * groups + g] = t;
-    }
+  a16w4_group_sums(a, sums);
   if (a.M <= kGemvRows) {
     const int64_t panel_bytes = a16w4_panel_bytes(a.K, a.group);
     alignas(64) float c[kGemvRows * kPanel];
