@@ -132,3 +132,24 @@ TEST(linear_da8w8_all_paths) {
         }
       }
 }
+
+// Decode over long panels (>= 64 KiB, K = 8192 at g = 128), which the bf16 a16w4 kernel reads two at a time:
+// a pair of panels and a single one (N = 40 = 3 panels), every decode row count.
+TEST(linear_a16w4_decode_long_panels) {
+  const int64_t K = 8192, group = 128, N = 40;
+  const Int4Weights w = random_int4(N, K, group, false);
+  const std::vector<uint8_t> canonical = w.packed();
+  std::vector<uint8_t> packed(static_cast<size_t>(lc::num_panels(N) * lc::a16w4_panel_bytes(K, group)));
+  CHECK(lc::a16w4_panel_bytes(K, group) >= (int64_t(64) << 10), "the panels must be long");
+  lc::pack_a16w4(canonical.data(), w.scales.data(), w.zeros.data(), N, K, group, packed.data(), 0, lc::num_panels(N));
+  for (const KernelTable* kt : runnable_variants())
+    for (int64_t M = 1; M <= lc::kGemvRows; ++M) {
+      const std::vector<float> x = random_bf16_floats(M * K);
+      const std::vector<uint16_t> xb = to_bf16(x);
+      const auto want = expectations(M, N, [&](int64_t i, int64_t n) { return expect_a16w4(x.data(), K, w, nullptr, i, n); });
+      lc::LinearArgs a;
+      a.M = M, a.K = K, a.N = N, a.x = x.data(), a.x_bf16 = xb.data(), a.packed = packed.data();
+      a.y_dtype = ActDType::bf16, a.group = group;
+      run_and_check(*kt, a, kt->linear_a16w4, want, "a16w4 long panels");
+    }
+}

@@ -397,10 +397,13 @@ void linear_a16w4(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_
   if (a.M <= kGemvRows) {
     const int64_t panel_bytes = a16w4_panel_bytes(a.K, a.group);
     alignas(64) float c[2 * kGemvRows * kPanel];
-    // two panels at a time: two weight streams per thread. Measured on Zen 5 (2 threads, M = 1, interleaved
-    // in one process): 1.46-1.55x PyTorch's int4 op against 1.01-1.12x for one panel at a time
-    for (int64_t p = p0; p < p1; p += 2) {
-      const int nj = int(min64(2, p1 - p));
+    // Long panels two at a time (two weight streams per thread), short ones one at a time. Measured on Zen 5
+    // (2 threads, M = 1, g = 128, interleaved in one process, cold weights), against PyTorch's int4 op:
+    // K = 14336 (123 KiB panels) one panel 0.99-1.00x, two 1.10-1.13x; K = 4096 (35 KiB) one 0.99-1.01x,
+    // two 0.93-0.96x.
+    const int np = panel_bytes >= (int64_t(64) << 10) ? 2 : 1;
+    for (int64_t p = p0; p < p1; p += np) {
+      const int nj = int(min64(np, p1 - p));
       const uint8_t* panel[2] = {a.packed + p * panel_bytes, a.packed + (p + nj - 1) * panel_bytes};
       for (int64_t i0 = 0; i0 < a.M; i0 += kGemvRows) {
         const int64_t m = min64(kGemvRows, a.M - i0);
