@@ -14,14 +14,8 @@ constexpr int64_t kChunk = 256;    // K per dequantized tile: 16 KiB of fp32
 
 size_t element_size(ActDType t) { return t == ActDType::f32 ? 4 : 2; }
 
-// Rows [i0, i0 + m) of panel p: c[m][16] -> y, only the columns that exist.
 void store_panel(const KernelTable& kt, const LinearArgs& a, const float* c, int64_t p, int64_t i0, int64_t m) {
-  const int64_t n0 = p * kPanel, width = std::min(kPanel, a.N - n0);
-  const size_t es = element_size(a.y_dtype);
-  for (int64_t i = 0; i < m; ++i) {
-    auto* dst = static_cast<char*>(a.y) + ((i0 + i) * a.N + n0) * es;
-    kt.from_f32(c + i * kPanel, a.bias ? a.bias + n0 : nullptr, dst, a.y_dtype, width);
-  }
+  store_rows(kt, a, c, kPanel, p, i0, m);
 }
 
 // a16w8's tiled path; the per-column scales multiply the finished dot products.
@@ -61,6 +55,16 @@ void gemv_panels(const KernelTable& kt, const LinearArgs& a, int64_t panel_bytes
 }
 
 }  // namespace
+
+void store_rows(const KernelTable& kt, const LinearArgs& a, const float* c, int64_t ldc, int64_t p, int64_t i0,
+                int64_t m) {
+  const int64_t n0 = p * kPanel, width = std::min(kPanel, a.N - n0);
+  const size_t es = element_size(a.y_dtype);
+  for (int64_t i = 0; i < m; ++i) {
+    auto* dst = static_cast<char*>(a.y) + ((i0 + i) * a.N + n0) * es;
+    kt.from_f32(c + i * ldc, a.bias ? a.bias + n0 : nullptr, dst, a.y_dtype, width);
+  }
+}
 
 void a16w4_group_sums(const LinearArgs& a, float* sums) {
   const int64_t groups = a.K / a.group;

@@ -13,6 +13,11 @@ void linear_a16w8_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0,
 void linear_a16w4_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1);
 void linear_da8w8_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1);
 
+// Rows [i0, i0 + m) of panel p: c (row stride ldc) -> y, only the columns that exist, bias added in fp32,
+// converted to the output dtype by the table's from_f32.
+void store_rows(const KernelTable& kt, const LinearArgs& a, const float* c, int64_t ldc, int64_t p, int64_t i0,
+                int64_t m);
+
 // a16w4: sums[i * groups + g] = the fp32 sum, in k order, of a.x over row i and group g. They absorb the zero
 // points: x . (q - z) = x . q - z * sum(x), so kernels multiply raw nibbles and apply scale and zero once per group.
 void a16w4_group_sums(const LinearArgs& a, float* sums);

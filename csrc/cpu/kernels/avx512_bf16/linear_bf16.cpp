@@ -195,17 +195,6 @@ void dot_rows(const Src& src, const uint16_t* x, int64_t ldx, int64_t kc, const 
   }
 }
 
-// Rows [i0, i0 + m) of panel p: c (row stride ldc) -> y, only the columns that exist, bias added in fp32.
-void store_panel(const KernelTable& kt, const LinearArgs& a, const float* c, int64_t ldc, int64_t p, int64_t i0,
-                 int64_t m) {
-  const int64_t n0 = p * kPanel, width = min64(kPanel, a.N - n0);
-  const size_t es = a.y_dtype == ActDType::f32 ? 4 : 2;
-  for (int64_t i = 0; i < m; ++i) {
-    auto* dst = static_cast<char*>(a.y) + ((i0 + i) * a.N + n0) * es;
-    kt.from_f32(c + i * ldc, a.bias ? a.bias + n0 : nullptr, dst, a.y_dtype, width);
-  }
-}
-
 }  // namespace
 
 namespace {
@@ -230,7 +219,7 @@ void a16w8_panels(const KernelTable& kt, const LinearArgs& a, int64_t p, __m512i
         float* ci = c + (i * NP + j) * kPanel;
         _mm512_storeu_ps(ci, _mm512_mul_ps(_mm512_loadu_ps(ci), s));
       }
-      store_panel(kt, a, c + j * kPanel, NP * kPanel, p + j, i0, m);
+      store_rows(kt, a, c + j * kPanel, NP * kPanel, p + j, i0, m);
     }
   }
 }
@@ -268,7 +257,7 @@ void a16w4_panels(const KernelTable& kt, const LinearArgs& a, const float* sums,
       for (int64_t i = 0; i < m; ++i)
         for (int j = 0; j < NP; ++j) fold.finish(int(i), j, _mm512_loadu_ps(gsum + (i * NP + j) * kPanel));
     }
-    for (int j = 0; j < NP; ++j) store_panel(kt, a, c + j * kPanel, NP * kPanel, p + j, i0, m);
+    for (int j = 0; j < NP; ++j) store_rows(kt, a, c + j * kPanel, NP * kPanel, p + j, i0, m);
   }
 }
 
@@ -409,7 +398,7 @@ void linear_a16w4(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_
         const int64_t m = min64(kGemvRows, a.M - i0);
         if (nj == 2) gemv_a16w4<2>(m, panel, a.K, a.group, a.x_bf16 + i0 * a.K, a.K, sums + i0 * groups, groups, c);
         else gemv_a16w4<1>(m, panel, a.K, a.group, a.x_bf16 + i0 * a.K, a.K, sums + i0 * groups, groups, c);
-        for (int j = 0; j < nj; ++j) store_panel(kt, a, c + j * m * kPanel, kPanel, p + j, i0, m);
+        for (int j = 0; j < nj; ++j) store_rows(kt, a, c + j * m * kPanel, kPanel, p + j, i0, m);
       }
     }
     return;

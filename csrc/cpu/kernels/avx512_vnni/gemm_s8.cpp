@@ -10,6 +10,7 @@
 // int32 (K <= kMaxK8) and two's-complement sums are exact modulo 2^32, so the difference is exact; every sum
 // that may wrap is a vector instruction, which wraps by definition.
 #include "cpu/kernels/avx512_vnni/avx512.h"
+#include "cpu/kernels/linear.h"
 
 namespace lowbit::cpu::LOWBIT_VARIANT_NS {
 namespace {
@@ -111,11 +112,7 @@ void da8w8_panels(const KernelTable& kt, const LinearArgs& a, int64_t p, int32_t
         const __m512 v = _mm512_cvtepi32_ps(_mm512_loadu_si512(acc + (i * NP + j) * kPanel));
         _mm512_storeu_ps(c + i * kPanel, _mm512_mul_ps(_mm512_mul_ps(v, _mm512_set1_ps(a.x_scale[i0 + i])), ws));
       }
-      const int64_t n0 = (p + j) * kPanel, width = a.N - n0 < kPanel ? a.N - n0 : kPanel;
-      const size_t es = a.y_dtype == ActDType::f32 ? 4 : 2;
-      for (int64_t i = 0; i < m; ++i)
-        kt.from_f32(c + i * kPanel, a.bias ? a.bias + n0 : nullptr,
-                    static_cast<char*>(a.y) + ((i0 + i) * a.N + n0) * es, a.y_dtype, width);
+      store_rows(kt, a, c, kPanel, p + j, i0, m);
     }
   }
 }
