@@ -179,3 +179,30 @@ def test_subnormal_bias_is_kept(dtype, m):
     x = torch.zeros(m, k, dtype=dtype)
     for out in (ops.linear_a16w8(x, ops.pack_a16w8(q, s), n, bias), ops.linear_da8w8(x, ops.pack_da8w8(q, s), n, bias)):
         assert torch.equal(out, bias.expand(m, n)), (out[0], bias)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("m", [1, 3, 8])  # decode and tiled paths
+def test_huge_activations_with_tiny_scales_stay_finite(dtype, m):
+    """Activations near the top of the fp32/bf16 range against weight scales of 1e-20: the true outputs are about
+    1e20, but x . q (K products of up to 128 * 3e38) overflows fp32 before the scale applies. Such rows are scaled
+    by 2^-64 first and their outputs by 2^64 after (exact), so every mode returns the finite answer."""
+    k, n = 64, 37
+    x = torch.randn(m, k)
+    x[0, 5] = 3e38                                 # one huge element
+    x[m - 1] = torch.randn(k) * 1e34               # a whole row near the limit (its sums would overflow too)
+    x = x.to(dtype)
+    q, _ = random_int8(n, k)
+    s = torch.full((n,), 1e-20)
+    out = ops.linear_a16w8(x, ops.pack_a16w8(q, s), n)
+    assert torch.isfinite(out).all()
+    assert_close_a16(out, reference.linear_a16w8(x, q, s, dtype=torch.float64), x, reference.dequantize_int8(q, s), None)
+    out = ops.linear_da8w8(x, ops.pack_da8w8(q, s), n)
+    assert torch.isfinite(out).all()
+    assert_close_da8w8(out, reference.linear_da8w8(x, q, s, dtype=torch.float64), None, da8w8_magnitude(x, q, s, None))
+    packed_q, s4, z4 = random_int4(n, k, 32, False)
+    s4 = torch.full_like(s4, 1e-20)
+    out = ops.linear_a16w4(x, ops.pack_a16w4(packed_q, s4, z4, 32), n, 32)
+    assert torch.isfinite(out).all()
+    assert_close_a16(out, reference.linear_a16w4(x, packed_q, s4, z4, 32, dtype=torch.float64), x,
+                     int4_fold_magnitude(packed_q, s4, z4, 32), None)

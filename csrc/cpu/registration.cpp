@@ -5,6 +5,7 @@
 #include <torch/csrc/stable/tensor.h>
 #include <torch/headeronly/core/ScalarType.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <memory>
@@ -15,6 +16,7 @@
 #include "canonical_checks.h"
 #include "cpu/kernels/generic/generic.h"
 #include "cpu/kernels/isa.h"
+#include "cpu/kernels/linear.h"
 #include "cpu/kernels/pack.h"
 
 namespace {
@@ -225,11 +227,32 @@ const float* x_as_f32(const Tensor& x, Prepared& p) {
   return dst;
 }
 
+// Rows too large for fp32 sums (lowbit::cpu::rows_to_prescale) are multiplied by 2^-64 into a copy, and the
+// drivers multiply their output rows back: no intermediate overflows while the result is finite. Rare: the
+// common case costs one pass over x.
+const float* prescale_if_needed(const Tensor& x, Prepared& p, const float* xf) {
+  auto& a = p.args;
+  auto* row_scale = static_cast<float*>(temporary(p, x, a.M * 4));
+  std::atomic<int64_t> rows{0};
+  const int64_t K = a.K;
+  parallel(a.M, [&](int64_t r0, int64_t r1) { rows += lc::rows_to_prescale(xf + r0 * K, r1 - r0, K, row_scale + r0); });
+  if (rows == 0) return xf;
+  auto* scaled = static_cast<float*>(temporary(p, x, a.M * a.K * 4));
+  lc::prescale_rows(xf, row_scale, a.M, a.K, scaled);
+  if (a.x_bf16 != nullptr) {  // the bf16 kernels read these: exact, 2^-64 times a bf16 value is a bf16 value
+    auto* xb = static_cast<uint16_t*>(temporary(p, x, a.M * a.K * 2));
+    for (int64_t i = 0; i < a.M * a.K; ++i) xb[i] = lc::generic::f32_to_bf16(scaled[i]);
+    a.x_bf16 = xb;
+  }
+  a.row_scale = row_scale;
+  return scaled;
+}
+
 Tensor linear_a16w8(Tensor x, Tensor packed, int64_t out_features, std::optional<Tensor> bias) {
   const int64_t K = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
   Prepared p = prepare(x, packed, out_features, bias, lc::a16w8_panel_bytes(K), "a16w8");
   if (p.args.M == 0) return p.out;
-  p.args.x = x_as_f32(x, p);
+  p.args.x = prescale_if_needed(x, p, x_as_f32(x, p));
   const lc::KernelTable& kt = lc::active_kernels();
   parallel(lc::num_panels(out_features),
            [&](int64_t p0, int64_t p1) { kt.linear_a16w8(kt, p.args, p0, p1); });
@@ -244,7 +267,7 @@ Tensor linear_a16w4(Tensor x, Tensor packed, int64_t out_features, int64_t group
   Prepared p = prepare(x, packed, out_features, bias, lc::a16w4_panel_bytes(K, group_size), "a16w4", group_size);
   if (p.args.M == 0) return p.out;
   p.args.group = group_size;
-  p.args.x = x_as_f32(x, p);
+  p.args.x = prescale_if_needed(x, p, x_as_f32(x, p));
   const lc::KernelTable& kt = lc::active_kernels();
   parallel(lc::num_panels(out_features),
            [&](int64_t p0, int64_t p1) { kt.linear_a16w4(kt, p.args, p0, p1); });
@@ -257,7 +280,7 @@ Tensor linear_da8w8(Tensor x, Tensor packed, int64_t out_features, std::optional
   Prepared p = prepare(x, packed, out_features, bias, lc::da8w8_panel_bytes(K), "da8w8");
   auto& a = p.args;
   if (a.M == 0) return p.out;
-  const float* xf = x_as_f32(x, p);
+  const float* xf = prescale_if_needed(x, p, x_as_f32(x, p));
   const int64_t K4 = lc::round_up4(K);
   auto* q = static_cast<int8_t*>(temporary(p, x, a.M * K4));
   auto* s = static_cast<float*>(temporary(p, x, a.M * 4));

@@ -53,6 +53,8 @@ struct LinearArgs {
   const float* x_scale = nullptr;    // da8w8: per-row scales [M]
   const uint8_t* packed = nullptr;   // [num_panels(N)][panel bytes]
   int64_t group = 0;                 // a16w4 only
+  const float* row_scale = nullptr;  // [M] or null (all 1): y[i] = row_scale[i] * (x[i] . w) + bias, for rows
+                                     // that were scaled down to keep the fp32 sums finite (linear.h)
   const float* bias = nullptr;       // fp32 [N] or null
   void* y = nullptr;                 // output [M][N] in y_dtype
   ActDType y_dtype = ActDType::f32;

@@ -4,6 +4,8 @@
 #include "cpu/kernels/linear.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <vector>
 
 namespace lowbit::cpu {
@@ -62,7 +64,33 @@ void store_rows(const KernelTable& kt, const LinearArgs& a, const float* c, int6
   const size_t es = element_size(a.y_dtype);
   for (int64_t i = 0; i < m; ++i) {
     auto* dst = static_cast<char*>(a.y) + ((i0 + i) * a.N + n0) * es;
-    kt.from_f32(c + i * ldc, a.bias ? a.bias + n0 : nullptr, dst, a.y_dtype, width);
+    const float* ci = c + i * ldc;
+    float scaled[kPanel];
+    if (a.row_scale != nullptr && a.row_scale[i0 + i] != 1.f) {  // a pre-scaled row: exact power of two back
+      for (int64_t j = 0; j < width; ++j) scaled[j] = ci[j] * a.row_scale[i0 + i];
+      ci = scaled;
+    }
+    kt.from_f32(ci, a.bias ? a.bias + n0 : nullptr, dst, a.y_dtype, width);
+  }
+}
+
+int64_t rows_to_prescale(const float* x, int64_t M, int64_t K, float* row_scale) {
+  const float limit = std::numeric_limits<float>::max() / (256.f * float(K));
+  int64_t count = 0;
+  for (int64_t i = 0; i < M; ++i) {
+    float amax = 0.f;
+    for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(x[i * K + k]));  // NaN never wins
+    const bool scale = amax > limit && amax <= std::numeric_limits<float>::max();  // Inf/NaN rows stay as they are
+    row_scale[i] = scale ? 0x1p64f : 1.f;
+    count += scale;
+  }
+  return count;
+}
+
+void prescale_rows(const float* x, const float* row_scale, int64_t M, int64_t K, float* out) {
+  for (int64_t i = 0; i < M; ++i) {
+    const float f = row_scale[i] == 1.f ? 1.f : 0x1p-64f;
+    for (int64_t k = 0; k < K; ++k) out[i * K + k] = x[i * K + k] * f;
   }
 }
 

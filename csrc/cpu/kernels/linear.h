@@ -18,6 +18,13 @@ void linear_da8w8_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0,
 void store_rows(const KernelTable& kt, const LinearArgs& a, const float* c, int64_t ldc, int64_t p, int64_t i0,
                 int64_t m);
 
+// Rows of x so large that a sum of K products with weights (|q| <= 128, or the folded int4 forms) could overflow
+// fp32 although the result, once scaled, may be finite (amax > FLT_MAX / (256 K), e.g. 3e38 against a weight
+// scale of 1e-20): row_scale[i] = 2^64 for those (finite) rows, else 1. Returns how many there are. The caller
+// multiplies them by 2^-64 (prescale_rows: exact) and the drivers multiply the output row back (store_rows).
+int64_t rows_to_prescale(const float* x, int64_t M, int64_t K, float* row_scale);
+void prescale_rows(const float* x, const float* row_scale, int64_t M, int64_t K, float* out);
+
 // a16w4: sums[i * groups + g] = the fp32 sum, in k order, of a.x over row i and group g. They absorb the zero
 // points: x . (q - z) = x . q - z * sum(x), so kernels multiply raw nibbles and apply scale and zero once per group.
 void a16w4_group_sums(const LinearArgs& a, float* sums);
