@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <vector>
 
 namespace lowbit::cpu {
 namespace {
@@ -15,10 +14,6 @@ constexpr int64_t kRowBlock = 64;  // rows whose fp32 results [64][16] stay in L
 constexpr int64_t kChunk = 256;    // K per dequantized tile: 16 KiB of fp32
 
 size_t element_size(ActDType t) { return t == ActDType::f32 ? 4 : 2; }
-
-void store_panel(const KernelTable& kt, const LinearArgs& a, const float* c, int64_t p, int64_t i0, int64_t m) {
-  store_rows(kt, a, c, kPanel, p, i0, m);
-}
 
 // a16w8's tiled path; the per-column scales multiply the finished dot products.
 void linear_a16w8_tiled(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1) {
@@ -37,7 +32,7 @@ void linear_a16w8_tiled(const KernelTable& kt, const LinearArgs& a, int64_t p0, 
       const auto* s = reinterpret_cast<const float*>(panel);
       for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < kPanel; ++j) c[i * kPanel + j] *= s[j];
-      store_panel(kt, a, c, p, i0, m);
+      store_rows(kt, a, c, kPanel, p, i0, m);
     }
   }
 }
@@ -51,7 +46,7 @@ void gemv_panels(const KernelTable& kt, const LinearArgs& a, int64_t panel_bytes
     for (int64_t i0 = 0; i0 < a.M; i0 += kGemvRows) {
       const int64_t m = std::min(kGemvRows, a.M - i0);
       gemv(a.packed + p * panel_bytes, i0, m, c);
-      store_panel(kt, a, c, p, i0, m);
+      store_rows(kt, a, c, kPanel, p, i0, m);
     }
   }
 }
@@ -94,15 +89,19 @@ void prescale_rows(const float* x, const float* row_scale, int64_t M, int64_t K,
   }
 }
 
-void a16w4_group_sums(const LinearArgs& a, float* sums) {
+A16W4GroupSums::A16W4GroupSums(const LinearArgs& a) {
   const int64_t groups = a.K / a.group;
+  float* sums = a.M * groups > kStackFloats ? (heap = new float[size_t(a.M * groups)]) : stack;
   for (int64_t i = 0; i < a.M; ++i)
     for (int64_t g = 0; g < groups; ++g) {
       float s = 0.f;
       for (int64_t k = g * a.group; k < (g + 1) * a.group; ++k) s += a.x[i * a.K + k];
       sums[i * groups + g] = s;
     }
+  data = sums;
 }
+
+A16W4GroupSums::~A16W4GroupSums() { delete[] heap; }
 
 void linear_a16w8_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1) {
   if (a.M <= kGemvRows) {
@@ -115,15 +114,10 @@ void linear_a16w8_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0,
 }
 
 void linear_a16w4_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1) {
-  // per-row, per-group activation sums absorb the zero points: x . (q - z) = x . q - z * sum(x), so both
-  // paths multiply raw nibbles and apply scale and zero once per group and column
-  // (on the stack for decode-sized calls: nothing allocated per token)
+  // both paths multiply raw nibbles and apply scale and zero once per group and column (A16W4GroupSums)
   const int64_t groups = a.K / a.group;
-  constexpr int64_t kStackSums = 4096;
-  alignas(64) float stack_sums[kStackSums];
-  std::vector<float> heap_sums(size_t(a.M * groups > kStackSums ? a.M * groups : 0));
-  float* sums = a.M * groups > kStackSums ? heap_sums.data() : stack_sums;
-  a16w4_group_sums(a, sums);
+  const A16W4GroupSums group_sums(a);
+  const float* sums = group_sums.data;
   if (a.M <= kGemvRows) {
     auto gemv = [&](const uint8_t* panel, int64_t i0, int64_t m, float* c) {
       kt.gemv_a16w4(panel, a.K, a.group, a.x + i0 * a.K, a.K, sums + i0 * groups, m, c);
@@ -147,7 +141,7 @@ void linear_a16w4_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0,
                             g, c, m, tile);
         k0 += kc;
       }
-      store_panel(kt, a, c, p, i0, m);
+      store_rows(kt, a, c, kPanel, p, i0, m);
     }
   }
 }
@@ -166,7 +160,7 @@ void linear_da8w8_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0,
       for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < kPanel; ++j)
           c[i * kPanel + j] = float(acc[i * kPanel + j]) * a.x_scale[i0 + i] * w_scale[j];
-      store_panel(kt, a, c, p, i0, m);
+      store_rows(kt, a, c, kPanel, p, i0, m);
     }
   }
 }

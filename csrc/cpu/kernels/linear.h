@@ -25,8 +25,20 @@ void store_rows(const KernelTable& kt, const LinearArgs& a, const float* c, int6
 int64_t rows_to_prescale(const float* x, int64_t M, int64_t K, float* row_scale);
 void prescale_rows(const float* x, const float* row_scale, int64_t M, int64_t K, float* out);
 
-// a16w4: sums[i * groups + g] = the fp32 sum, in k order, of a.x over row i and group g. They absorb the zero
-// points: x . (q - z) = x . q - z * sum(x), so kernels multiply raw nibbles and apply scale and zero once per group.
-void a16w4_group_sums(const LinearArgs& a, float* sums);
+// a16w4: data[i * groups + g] = the fp32 sum, in k order, of a.x over row i and group g. They absorb the zero
+// points: x . (q - z) = x . q - z * sum(x), so kernels multiply raw nibbles and apply scale and zero once per
+// group. On the stack for decode-sized calls (nothing allocated per token), on the heap beyond. No inline
+// member functions: the AVX-512 drivers use it too, and must not emit a shared copy of one (api.h, variants).
+struct A16W4GroupSums {
+  explicit A16W4GroupSums(const LinearArgs& a);
+  ~A16W4GroupSums();
+  A16W4GroupSums(const A16W4GroupSums&) = delete;
+  A16W4GroupSums& operator=(const A16W4GroupSums&) = delete;
+
+  static constexpr int64_t kStackFloats = 4096;
+  alignas(64) float stack[kStackFloats];
+  float* heap = nullptr;
+  const float* data;
+};
 
 }  // namespace lowbit::cpu

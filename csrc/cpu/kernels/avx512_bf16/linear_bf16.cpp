@@ -195,10 +195,6 @@ void dot_rows(const Src& src, const uint16_t* x, int64_t ldx, int64_t kc, const 
   }
 }
 
-}  // namespace
-
-namespace {
-
 template <int NP>
 void a16w8_panels(const KernelTable& kt, const LinearArgs& a, int64_t p, __m512i* tile, float* c) {
   const int64_t panel_bytes = a16w8_panel_bytes(a.K);
@@ -375,14 +371,9 @@ void linear_a16w8(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_
 
 void linear_a16w4(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1) {
   if (a.x_bf16 == nullptr) return linear_a16w4_panels(kt, a, p0, p1);
-  // per-row, per-group activation sums absorb the zero points: x . (q - z) = x . q - z * sum(x); on the stack
-  // for decode-sized calls (no allocation per token)
   const int64_t groups = a.K / a.group;
-  constexpr int64_t kStackSums = 4096;
-  alignas(64) float stack_sums[kStackSums];
-  FloatBuffer heap_sums(a.M * groups > kStackSums ? a.M * groups : 0);
-  float* sums = a.M * groups > kStackSums ? heap_sums.p : stack_sums;
-  a16w4_group_sums(a, sums);
+  const A16W4GroupSums group_sums(a);  // absorb the zero points (linear.h)
+  const float* sums = group_sums.data;
   if (a.M <= kGemvRows) {
     const int64_t panel_bytes = a16w4_panel_bytes(a.K, a.group);
     alignas(64) float c[2 * kGemvRows * kPanel];
@@ -404,7 +395,8 @@ void linear_a16w4(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_
     return;
   }
   __m512i tile[kChunk / 2 * 2];
-  FloatBuffer gsum(min64(a.M, kRowBlock) * 2 * kPanel);  // the raw dot products of the group so far
+  // the raw dot products of a group so far, for groups longer than a chunk (per channel) only
+  FloatBuffer gsum(a.group > kChunk ? min64(a.M, kRowBlock) * 2 * kPanel : 0);
   FloatBuffer c(min64(a.M, kRowBlock) * 2 * kPanel);
   int64_t p = p0;
   for (; p + 2 <= p1; p += 2) a16w4_panels<2>(kt, a, sums, p, tile, gsum.p, c.p);
