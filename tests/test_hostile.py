@@ -13,7 +13,7 @@ from torch import nn
 
 import lowbit
 from helpers import random_int4, random_int8
-from lowbit import ops, reference
+from lowbit import backends, modes, ops, reference
 
 K, N, G = 64, 24, 32
 OP = torch.ops.lowbit
@@ -158,7 +158,7 @@ ERROR_CASES = {
     # every op checks the bounds it relies on, whoever packed the weight (issue 11, item 5): a hand-made packing
     # for K past da8w8's int32 accumulator bound
     "op da8w8 K above the int32 bound, hand-made packing": (
-        lambda m, w: OP.linear_da8w8(torch.randn(1, 140000), torch.zeros(2, ops._da8w8_panel_bytes(140000),
+        lambda m, w: OP.linear_da8w8(torch.randn(1, 140000), torch.zeros(2, backends.CPU.layout(modes.get("da8w8")).panel_size(140000, None),
                                                                           dtype=torch.uint8), N, None),
         RuntimeError, "da8w8 supports K <= 132104 \\(int32 accumulation\\), got K = 140000"),
     # the error names the argument that is wrong (issue 11, item 13)

@@ -7,7 +7,7 @@ from torch import nn
 
 import lowbit
 from helpers import random_int4, random_int8
-from lowbit import layouts, ops
+from lowbit import backends, modes, ops
 
 # N: below, at and past a 16- and a 64-column panel; K: odd and not a multiple of 4 or 8 where a mode allows it
 INT8_SHAPES = [(1, 1), (17, 5), (64, 130), (65, 256)]
@@ -28,7 +28,7 @@ def test_int8_round_trip(backend, mode, n, k):
     q, s = random_int8(n, k)
     with _route(backend):
         packed = getattr(ops, f"pack_{mode}")(q, s)
-    c = layouts.unpack(mode, packed, n, k, sycl_layout=backend == "sycl")
+    c = backends.of_packed(packed).unpack(modes.get(mode), packed, n, k)
     assert c.weight.dtype == torch.int8 and torch.equal(c.weight, q)
     assert c.scale.dtype == torch.float32 and torch.equal(c.scale, s) and c.zero is None
 
@@ -40,7 +40,7 @@ def test_int4_round_trip(backend, symmetric, n, k, g):
     q, s, z = random_int4(n, k, g, symmetric)
     with _route(backend):
         packed = ops.pack_a16w4(q, s, z, g)
-    c = layouts.unpack("a16w4", packed, n, k, g, symmetric, sycl_layout=backend == "sycl")
+    c = backends.of_packed(packed).unpack(modes.get("a16w4"), packed, n, k, g, symmetric)
     assert c.weight.dtype == torch.uint8 and torch.equal(c.weight, q)
     assert torch.equal(c.scale, s)
     assert (c.zero is None) if symmetric else torch.equal(c.zero, z)
@@ -49,7 +49,7 @@ def test_int4_round_trip(backend, symmetric, n, k, g):
 def test_unpack_works_on_meta():
     packed = ops.pack_a16w4(torch.empty(80, 64, dtype=torch.uint8, device="meta"),
                             torch.empty(80, 4, device="meta"), torch.empty(80, 4, dtype=torch.uint8, device="meta"), 32)
-    c = layouts.unpack("a16w4", packed, 80, 128, 32, False)
+    c = backends.CPU.unpack(modes.get("a16w4"), packed, 80, 128, 32, False)
     assert [t.shape for t in c] == [(80, 64), (80, 4), (80, 4)] and c.weight.device.type == "meta"
 
 

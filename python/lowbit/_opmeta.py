@@ -1,7 +1,6 @@
-"""What the ops are besides their kernels: packed sizes, the fake kernels, and the input gradient.
+"""What the ops are besides their kernels: the argument checks, the fake kernels and the input gradient, for every
+mode of lowbit.modes.
 
-- Packed sizes of both backends' layouts (native CPU panels, csrc/cpu/kernels/api.h; SYCL panels,
-  sycl/kernels/pack.sycl). The two are told apart by rank: CPU packings are 2-D, SYCL packings 4-D.
 - Fake kernels (torch.compile, torch.export, meta tensors) that check what the C++ ops check, with the same
   messages (RuntimeError "lowbit: ..."), so a traced call fails the way an eager one does; and that refuse tensors
   on different devices (a CPU call with one meta tensor dispatches here, and must not return an unwritten tensor).
@@ -17,64 +16,26 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from lowbit import layouts
+from lowbit import backends, modes
 
-CPU_PANEL = 16   # csrc/cpu/kernels/api.h kPanel
-SYCL_PANEL = 64  # sycl/kernels/common.h kPanel
-INT_MAX = 2 ** 31 - 1
-MAX_K8 = INT_MAX // (127 * 128)  # da8w8: K products of -127..127 and -128..127 must sum within int32 (132104)
-MODES = ("a16w8", "a16w4", "da8w8")
+INT_MAX = modes.INT_MAX
 
 
-# ------------------------------------------------------------------ packed sizes
-
-def cpu_panels(n: int) -> int:
-    return (n + CPU_PANEL - 1) // CPU_PANEL
-
-
-def cpu_panel_bytes(mode: str, k: int, group_size: Optional[int] = None) -> int:
-    """Bytes per 16-column panel of the native CPU packing (api.h)."""
-    if mode == "a16w8":
-        return CPU_PANEL * 4 + k * CPU_PANEL
-    if mode == "da8w8":
-        return CPU_PANEL * 8 + (k + 3) // 4 * 4 * CPU_PANEL
-    return k // group_size * (CPU_PANEL * 5 + group_size // 2 * CPU_PANEL)  # 16 f32 scales, 16 u8 zeros, weights
-
-
-def sycl_rows(mode: str, k: int, group_size: Optional[int] = None) -> int:
-    """Rows of 64 32-bit words per 64-column panel of the SYCL packing (pack.sycl)."""
-    return (k + 7) // 8 + 2 * (k // group_size) if mode == "a16w4" else (k + 3) // 4 + 1
-
-
-def sycl_packed_shape(mode: str, n: int, k: int, group_size: Optional[int] = None):
-    return ((n + SYCL_PANEL - 1) // SYCL_PANEL, sycl_rows(mode, k, group_size), SYCL_PANEL, 4)
-
-
-def cpu_packed_shape(mode: str, n: int, k: int, group_size: Optional[int] = None):
-    return (cpu_panels(n), cpu_panel_bytes(mode, k, group_size))
-
-
-def packed_shape(mode: str, n: int, k: int, group_size: Optional[int], sycl_layout: bool):
-    return (sycl_packed_shape if sycl_layout else cpu_packed_shape)(mode, n, k, group_size)
-
-
-def is_sycl_layout(packed: Tensor) -> bool:
-    """SYCL packings are uint8 [panels, rows, 64, 4], native CPU ones uint8 [panels, bytes]."""
-    return packed.dim() == 4
-
-
-def mismatch_reason(mode: str, got: int, k: int, group_size: Optional[int], sycl_layout: bool) -> Optional[str]:
-    """When a packing's per-panel size `got` is not what (mode, K, group_size) needs and another packing of the
-    same K explains it, which argument is wrong (csrc/canonical_checks.h, packed_size_mismatch); else None."""
-    size = sycl_rows if sycl_layout else cpu_panel_bytes
-    if mode != "a16w4":
-        other = "da8w8" if mode == "a16w8" else "a16w8"
-        if size(other, k) == got:
-            return (f"packed_weight has the size of pack_{other}'s packing for K = {k}, not of pack_{mode}'s: "
-                    f"linear_{mode} needs a weight packed by pack_{mode}")
+def mismatch_reason(mode, got: int, k: int, group_size: Optional[int], backend) -> Optional[str]:
+    """When a packing's per-panel size `got` is not what (mode, K, group_size) needs on `backend` and another
+    packing of the same K explains it, which argument is wrong (csrc/canonical_checks.h, packed_size_mismatch);
+    else None."""
+    mode = modes.get(mode)
+    if not mode.grouped:
+        for other in modes.BY_NAME.values():
+            if other is not mode and not other.grouped and other.layouts.get(backend.name) is not None \
+                    and backend.layout(other).panel_size(k, None) == got:
+                return (f"packed_weight has the size of pack_{other.name}'s packing for K = {k}, not of "
+                        f"pack_{mode.name}'s: linear_{mode.name} needs a weight packed by pack_{mode.name}")
     elif k > 0 and k % 2 == 0:
-        for g in range(2, k + 1, 2):
-            if k % g == 0 and size("a16w4", k, g) == got:
+        size = backend.layout(mode).panel_size
+        for g in range(mode.group_multiple, k + 1, mode.group_multiple):
+            if k % g == 0 and size(k, g) == got:
                 return (f"group_size = {group_size} does not match packed_weight, whose size is that of "
                         f"group_size = {g} for K = {k}")
     return None
@@ -118,14 +79,22 @@ def _check_contiguous(named: dict) -> None:
             _fail(name, " must be contiguous")
 
 
-def _check_group(k: int, group_size: int) -> None:
-    if not (group_size > 0 and group_size % 2 == 0):
-        _fail("group_size must be a positive even number, got ", group_size)
+def _check_group(k: int, group_size: int, mode) -> None:
+    m = mode.group_multiple
+    if not (group_size > 0 and group_size % m == 0):
+        _fail("group_size must be a positive ", "even number" if m == 2 else f"multiple of {m}", ", got ", group_size)
     if k % group_size != 0:
         _fail("K = ", k, " is not divisible by group_size = ", group_size)
+    if mode.max_group is not None and group_size > mode.max_group:
+        _fail(mode.name, " supports group_size <= ", mode.max_group, " (", mode.limits, "), got ", group_size)
 
 
-def check_pack_int8(weight: Tensor, scales: Tensor, mode: str) -> None:
+def _check_k(k: int, mode) -> None:
+    if mode.max_k is not None and k > mode.max_k:
+        _fail(mode.name, " supports K <= ", mode.max_k, " (", mode.limits, "), got K = ", k)
+
+
+def check_pack_int8(weight: Tensor, scales: Tensor, mode) -> None:
     named = {"weight": weight, "scales": scales}
     _check_devices(named)
     _check_contiguous(named)
@@ -135,11 +104,10 @@ def check_pack_int8(weight: Tensor, scales: Tensor, mode: str) -> None:
         _fail("weight must be a non-empty 2-D [N, K] tensor")
     if not (scales.dim() == 1 and scales.shape[0] == weight.shape[0]):
         _fail("scales must have shape [N] = [", weight.shape[0], "]")
-    if mode == "da8w8" and weight.shape[1] > MAX_K8:
-        _fail("da8w8 supports K <= ", MAX_K8, " (int32 accumulation), got K = ", weight.shape[1])
+    _check_k(weight.shape[1], modes.get(mode))
 
 
-def check_pack_int4(weight: Tensor, scales: Tensor, zeros: Optional[Tensor], group_size: int) -> None:
+def check_pack_int4(weight: Tensor, scales: Tensor, zeros: Optional[Tensor], group_size: int, mode) -> None:
     named = {"weight": weight, "scales": scales, "zeros": zeros}
     _check_devices(named)
     _check_contiguous(named)
@@ -148,7 +116,7 @@ def check_pack_int4(weight: Tensor, scales: Tensor, zeros: Optional[Tensor], gro
     if not (weight.dim() == 2 and weight.shape[0] > 0 and weight.shape[1] > 0):
         _fail("weight must be a non-empty 2-D [N, K/2] tensor")
     n, k = weight.shape[0], weight.shape[1] * 2
-    _check_group(k, group_size)
+    _check_group(k, group_size, modes.get(mode))
     groups = k // group_size
     if not (scales.dim() == 2 and scales.shape[0] == n and scales.shape[1] == groups):
         _fail("scales must have shape [N, K/group_size] = [", n, ", ", groups, "]")
@@ -158,18 +126,18 @@ def check_pack_int4(weight: Tensor, scales: Tensor, zeros: Optional[Tensor], gro
             _fail("zeros must have shape [N, K/group_size] = [", n, ", ", groups, "]")
 
 
-def check_linear(x: Tensor, packed: Tensor, out_features: int, bias: Optional[Tensor], mode: str,
-                 group_size: Optional[int], sycl_layout: bool) -> None:
+def check_linear(x: Tensor, packed: Tensor, out_features: int, bias: Optional[Tensor], mode,
+                 group_size: Optional[int], backend) -> None:
     """The checks of the C++ linear ops (csrc/cpu/registration.cpp and sycl/registration.cpp, prepare and the
     mode's own), in their order and with their messages; data-dependent ones (none here) and the SYCL kernels'
     limits on element counts (which depend on the batch size, a dynamic dimension under torch.compile) aside."""
+    mode = modes.get(mode)
     k = x.shape[-1] if x.dim() >= 1 else 0
-    if mode == "a16w4":
+    if mode.grouped:
         if k % 2 != 0:
-            _fail("a16w4 needs an even K = x.size(-1), got ", k)
-        _check_group(k, group_size)
-    if mode == "da8w8" and k > MAX_K8:
-        _fail("da8w8 supports K <= ", MAX_K8, " (int32 accumulation), got K = ", k)
+            _fail(mode.name, " needs an even K = x.size(-1), got ", k)
+        _check_group(k, group_size, mode)
+    _check_k(k, mode)
     _check_devices({"x": x, "packed_weight": packed, "bias": bias})
     _check_contiguous({"x": x, "packed_weight": packed})
     if x.dtype not in ACTIVATION_DTYPES:
@@ -179,28 +147,28 @@ def check_linear(x: Tensor, packed: Tensor, out_features: int, bias: Optional[Te
         _fail("x must have at least one dimension [..., K]")
     if out_features <= 0:
         _fail("out_features must be positive, got ", out_features)
-    if sycl_layout and out_features > INT_MAX:
+    sycl = backend is backends.SYCL
+    if sycl and out_features > INT_MAX:
         _fail("out_features = ", out_features, " is too large for the SYCL kernels (they index with 32-bit ints: "
               "at most ", INT_MAX, ")")
     if k <= 0:
         _fail("x.size(-1) = K must be positive, got 0")
-    if sycl_layout:
-        if not (packed.dim() == 4 and packed.shape[2] == SYCL_PANEL and packed.shape[3] == 4):
+    panels = backend.panels(out_features)
+    if sycl:
+        if not (packed.dim() == 4 and packed.shape[2] == backend.panel and packed.shape[3] == 4):
             _fail("packed_weight is not in the SYCL layout [panels, rows, 64, 4] (a CPU-panel packing? pack the "
                   "weight on the device it runs on)")
-        panels = (out_features + SYCL_PANEL - 1) // SYCL_PANEL
         if packed.shape[0] != panels:
             _fail("packed_weight has ", packed.shape[0], " panels of 64 columns, out_features = ", out_features,
                   " needs ", panels)
     else:
-        panels = cpu_panels(out_features)
         if not (packed.dim() == 2 and packed.shape[0] == panels):
             _fail("packed_weight does not hold out_features = ", out_features, " (expected ", panels,
                   " panels of 16 columns, got shape [", packed.shape[0] if packed.dim() > 0 else 0, ", ...])")
-    want = (sycl_rows if sycl_layout else cpu_panel_bytes)(mode, k, group_size)
+    want = backend.layout(mode).panel_size(k, group_size)
     if packed.shape[1] != want:
-        reason = mismatch_reason(mode, packed.shape[1], k, group_size, sycl_layout)
-        _fail(reason or f"x.size(-1) = {k} does not match the in_features packed_weight was packed for ({mode})")
+        reason = mismatch_reason(mode, packed.shape[1], k, group_size, backend)
+        _fail(reason or f"x.size(-1) = {k} does not match the in_features packed_weight was packed for ({mode.name})")
     if bias is not None:
         _check_contiguous({"bias": bias})
         if bias.dtype != x.dtype:
@@ -213,60 +181,52 @@ def check_linear(x: Tensor, packed: Tensor, out_features: int, bias: Optional[Te
 
 
 def _register_fakes(ns: str) -> None:
-    sycl_ns = ns == "lowbit_sycl"
-
-    def sycl_layout_for(t: Tensor) -> bool:
+    def backend_for(t: Tensor):
         # lowbit_sycl:: always runs the SYCL kernels; lowbit:: runs them for XPU tensors only
-        return sycl_ns or t.device.type == "xpu"
+        return backends.SYCL if ns == "lowbit_sycl" or t.device.type == "xpu" else backends.CPU
 
-    def packed(weight, mode, k, group_size=None):
-        shape = packed_shape(mode, weight.shape[0], k, group_size, sycl_layout_for(weight))
-        return weight.new_empty(shape, dtype=torch.uint8)
+    def register(mode) -> None:
+        def packed(weight, k, group_size=None):
+            shape = backend_for(weight).packed_shape(mode, weight.shape[0], k, group_size)
+            return weight.new_empty(shape, dtype=torch.uint8)
 
-    def pack_a16w8(weight, scales):
-        check_pack_int8(weight, scales, "a16w8")
-        return packed(weight, "a16w8", weight.shape[1])
+        def linear(x, packed_weight, out_features, bias, group_size=None):
+            check_linear(x, packed_weight, out_features, bias, mode, group_size, backend_for(x))
+            return x.new_empty((*x.shape[:-1], out_features))
 
-    def pack_da8w8(weight, scales):
-        check_pack_int8(weight, scales, "da8w8")
-        return packed(weight, "da8w8", weight.shape[1])
+        if mode.grouped:
+            def pack(weight, scales, zeros, group_size):
+                check_pack_int4(weight, scales, zeros, group_size, mode)
+                return packed(weight, weight.shape[1] * 2, group_size)
 
-    def pack_a16w4(weight, scales, zeros, group_size):
-        check_pack_int4(weight, scales, zeros, group_size)
-        return packed(weight, "a16w4", weight.shape[1] * 2, group_size)
+            def run(x, packed_weight, out_features, group_size, bias=None):
+                return linear(x, packed_weight, out_features, bias, group_size)
+        else:
+            def pack(weight, scales):
+                check_pack_int8(weight, scales, mode)
+                return packed(weight, weight.shape[1])
 
-    def linear(x, packed_weight, out_features, bias, mode, group_size=None):
-        check_linear(x, packed_weight, out_features, bias, mode, group_size, sycl_layout_for(x))
-        return x.new_empty((*x.shape[:-1], out_features))
+            def run(x, packed_weight, out_features, bias=None):
+                return linear(x, packed_weight, out_features, bias)
 
-    def linear_a16w8(x, packed_weight, out_features, bias=None):
-        return linear(x, packed_weight, out_features, bias, "a16w8")
+        torch.library.register_fake(f"{ns}::pack_{mode.name}")(pack)
+        torch.library.register_fake(f"{ns}::linear_{mode.name}")(run)
 
-    def linear_da8w8(x, packed_weight, out_features, bias=None):
-        return linear(x, packed_weight, out_features, bias, "da8w8")
-
-    def linear_a16w4(x, packed_weight, out_features, group_size, bias=None):
-        return linear(x, packed_weight, out_features, bias, "a16w4", group_size)
-
-    for name, fn in (("pack_a16w8", pack_a16w8), ("pack_da8w8", pack_da8w8), ("pack_a16w4", pack_a16w4),
-                     ("linear_a16w8", linear_a16w8), ("linear_a16w4", linear_a16w4),
-                     ("linear_da8w8", linear_da8w8)):
-        torch.library.register_fake(f"{ns}::{name}")(fn)
+    for mode in modes.BY_NAME.values():
+        register(mode)
 
 
 # ------------------------------------------------------------------ the input gradient
 
 
-def dequantize_packed(mode: str, packed: Tensor, out_features: int, in_features: int,
+def dequantize_packed(mode, packed: Tensor, out_features: int, in_features: int,
                       group_size: Optional[int] = None) -> Tensor:
     """The float32 [N, K] weight a packing multiplies by, read back from either backend's layout."""
-    c = layouts.unpack(mode, packed, out_features, in_features, group_size, symmetric=False,
-                       sycl_layout=is_sycl_layout(packed))  # symmetric packings hold zero points of 8
-    if mode != "a16w4":
-        return c.weight.float() * c.scale[:, None]
-    n, k = out_features, in_features
-    q = torch.stack([c.weight & 15, c.weight >> 4], dim=-1).reshape(n, k // group_size, group_size)
-    return ((q.float() - c.zero.float()[..., None]) * c.scale[..., None]).reshape(n, k)
+    mode = modes.get(mode)
+    c = backends.of_packed(packed).unpack(mode, packed, out_features, in_features, group_size,
+                                          symmetric=False)  # symmetric packings hold zero points of 8
+    canonical = {"weight": c.weight, "weight_scale": c.scale, "weight_zero": c.zero}
+    return mode.weights.dequantize(canonical, group_size).float()
 
 
 def _register_autograd(ns: str) -> None:
@@ -274,8 +234,8 @@ def _register_autograd(ns: str) -> None:
         def setup(ctx, inputs, output):
             x, packed, out_features = inputs[:3]
             ctx.mode, ctx.out_features, ctx.x_shape, ctx.x_dtype = mode, out_features, x.shape, x.dtype
-            ctx.group_size = inputs[3] if mode == "a16w4" else None
-            bias = inputs[-1] if len(inputs) > (4 if mode == "a16w4" else 3) else None
+            ctx.group_size = inputs[3] if mode.grouped else None
+            bias = inputs[-1] if len(inputs) > 3 + len(mode.op_args(None)) else None
             ctx.bias_dtype = None if bias is None else bias.dtype
             ctx.save_for_backward(packed)
         return setup
@@ -290,11 +250,11 @@ def _register_autograd(ns: str) -> None:
             grad_x = (rows.float() @ w).reshape(ctx.x_shape).to(ctx.x_dtype)
         if ctx.bias_dtype is not None and ctx.needs_input_grad[-1]:
             grad_bias = rows.float().sum(dim=0).to(ctx.bias_dtype)
-        extra = (None,) if ctx.mode == "a16w4" else ()
+        extra = (None,) * len(ctx.mode.op_args(None))
         return (grad_x, None, None, *extra, grad_bias)
 
-    for mode in MODES:
-        torch.library.register_autograd(f"{ns}::linear_{mode}", backward, setup_context=setup_context(mode))
+    for mode in modes.BY_NAME.values():
+        torch.library.register_autograd(f"{ns}::linear_{mode.name}", backward, setup_context=setup_context(mode))
 
 
 def register(ns: str) -> None:

@@ -149,9 +149,10 @@ class Reference:
 
 
 def label(mode: str, group_size: Optional[int], method: str = "rtn") -> str:
-    if mode != "a16w4":
+    from lowbit import modes
+    if not modes.get(mode).grouped:
         return mode
-    return f"a16w4 g={group_size if group_size not in (None, -1) else 'K'}" + (f" {method}" if method != "rtn" else "")
+    return f"{mode} g={group_size if group_size not in (None, -1) else 'K'}" + (f" {method}" if method != "rtn" else "")
 
 
 def evaluate(configs: Sequence[tuple], progress: bool = False) -> List[Accuracy]:

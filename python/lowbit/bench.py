@@ -24,10 +24,11 @@ import torch.nn.functional as F
 
 import lowbit
 from lowbit import formats, ops
+from lowbit import modes as mode_table
 
 SHAPES = [(4096, 4096), (4096, 14336), (14336, 4096)]  # (K, N) of Llama-3.1-8B's projections
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-PEER_OF = {"a16w8": "torch int8", "a16w4": "torch int4", "da8w8": "torch _int_mm"}
+PEER_OF = {name: mode_table.get(name).peer for name in mode_table.NAMES}
 GROUP_SIZE = 128
 
 
@@ -92,15 +93,13 @@ def build_contenders(K: int, N: int, modes: List[str], peers: bool, dense: bool,
         pool = [tensors_of_copy() for _ in range(n)]
         out[name] = Contender(name, nbytes, lambda i: call(pool[i % n]), n)
 
-    if "a16w8" in modes:
-        add("a16w8", lambda: ops.pack_a16w8(q8, s8), ops.pack_a16w8(q8, s8).numel(),
-            lambda p: lambda x: ops.linear_a16w8(x, p, N))
-    if "a16w4" in modes:
-        add("a16w4", lambda: ops.pack_a16w4(q4, s4, z4, GROUP_SIZE), ops.pack_a16w4(q4, s4, z4, GROUP_SIZE).numel(),
-            lambda p: lambda x: ops.linear_a16w4(x, p, N, GROUP_SIZE))
-    if "da8w8" in modes:
-        add("da8w8", lambda: ops.pack_da8w8(q8, s8), ops.pack_da8w8(q8, s8).numel(),
-            lambda p: lambda x: ops.linear_da8w8(x, p, N))
+    for name in modes:  # every lowbit mode through its description (lowbit.modes)
+        mode = mode_table.get(name)
+        canonical = {"weight": q4, "weight_scale": s4, "weight_zero": z4} if mode.grouped else \
+            {"weight": q8, "weight_scale": s8}
+        args = mode.weights.pack_args(canonical, GROUP_SIZE)
+        add(name, lambda args=args, mode=mode: ops.pack(mode, *args), ops.pack(mode, *args).numel(),
+            lambda p, mode=mode: lambda x: ops.linear(mode, x, p, N, GROUP_SIZE if mode.grouped else None))
     if peers and "a16w8" in modes:
         add("torch int8", lambda: q8.clone(), q8.numel() + s8.numel() * 2,
             lambda q: lambda x: torch._weight_int8pack_mm(x, q, s8.to(x.dtype)))
@@ -271,7 +270,7 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shapes", type=_shape, nargs="+", default=SHAPES, help="K x N, e.g. 4096x14336")
     p.add_argument("--m", type=int, nargs="+", default=[1, 8, 32, 128], help="rows of x")
-    p.add_argument("--modes", nargs="+", default=["a16w8", "a16w4", "da8w8"], choices=["a16w8", "a16w4", "da8w8"])
+    p.add_argument("--modes", nargs="+", default=["a16w8", "a16w4", "da8w8"], choices=list(mode_table.NAMES))
     p.add_argument("--dtypes", nargs="+", default=["bf16"], choices=list(DTYPES))
     p.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()])
     p.add_argument("--budget", type=float, default=2.0, help="seconds of timing per (shape, M, dtype) point")

@@ -16,10 +16,10 @@ from typing import List, Optional
 
 import torch
 
-from lowbit import accuracy, e2e, report
+from lowbit import accuracy, e2e, modes, report
 from lowbit.formats import INT4_METHODS
 
-MODES_AND_LABELS = (("a16w8", "lowbit-a16w8"), ("a16w4", "lowbit-a16w4"), ("da8w8", "lowbit-da8w8"))
+MODES_AND_LABELS = tuple((name, f"lowbit-{name}") for name in modes.NAMES)
 
 
 def _positive(text: str) -> int:

@@ -1,4 +1,5 @@
-"""Canonical weights read back out of the packed kernel layouts, in pure torch (views, permutes, one copy).
+"""The packed kernel layouts: their sizes, and the canonical weights read back out of them in pure torch (views,
+permutes, one copy).
 
 QuantLinear keeps only the packed layout resident, so its state_dict, its `weight` / `weight_scale` /
 `weight_zero` attributes and a move to another backend read the canonical format (lowbit.formats) back from it.
@@ -9,13 +10,14 @@ backends (tests/test_layouts.py), so a packer change that is not mirrored here f
 Both are little-endian byte images on every device lowbit runs on, so an fp32 field is a `.view(torch.float32)`.
 """
 
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import torch
 from torch import Tensor
 
-CPU_PANEL = 16   # csrc/cpu/kernels/api.h kPanel
-SYCL_PANEL = 64  # sycl/kernels/common.h kPanel
+# The one Python copy of the layouts' constants (C++: csrc/cpu/kernels/api.h and sycl/kernels/common.h).
+CPU_PANEL = 16   # output columns per native CPU panel
+SYCL_PANEL = 64  # output columns per SYCL panel
 
 
 class Canonical(NamedTuple):
@@ -24,22 +26,15 @@ class Canonical(NamedTuple):
     zero: Optional[Tensor]    # uint8 [N, K/g] (asymmetric int4), else None
 
 
-def unpack(mode: str, packed: Tensor, out_features: int, in_features: int, group_size: Optional[int] = None,
-           symmetric: bool = True, sycl_layout: bool = False) -> Canonical:
-    """The canonical (weight, scale, zero) that `packed` was made from by lowbit.ops.pack_<mode>.
+class Layout(NamedTuple):
+    """One mode's packed layout on one backend (lowbit.backends): its size and its reader.
 
-    sycl_layout: the packing came from the SYCL kernels' packer (lowbit.sycl.handles was true for its device).
+    panel_size(K, group_size): bytes per 16-column panel (native CPU) or rows of 64 32-bit words per 64-column
+      panel (SYCL), the second dimension of the packed tensor.
+    unpack(packed, N, K, group_size, symmetric) -> Canonical: the canonical tensors `packed` was made from.
     """
-    n, k = out_features, in_features
-    if sycl_layout:
-        if mode == "a16w4":
-            return _sycl_int4(packed, n, k, group_size, symmetric)
-        return _sycl_int8(packed, n, k)
-    if mode == "a16w8":
-        return _cpu_a16w8(packed, n, k)
-    if mode == "da8w8":
-        return _cpu_da8w8(packed, n, k)
-    return _cpu_a16w4(packed, n, k, group_size, symmetric)
+    panel_size: Callable[[int, Optional[int]], int]
+    unpack: Callable[[Tensor, int, int, Optional[int], bool], Canonical]
 
 
 def _f32(fields: Tensor) -> Tensor:
@@ -87,6 +82,24 @@ def _cpu_a16w4(packed: Tensor, n: int, k: int, g: int, symmetric: bool) -> Canon
                      None if symmetric else per_column(zero))
 
 
+def _cpu_da8w4(packed: Tensor, n: int, k: int, g: int, symmetric: bool) -> Canonical:
+    # panel: per group [16 f32 scales][16 uint8 zero points][g/8 rows x 16 columns x 4 bytes], byte (r, c, j) =
+    # q[8r + j] | q[8r + 4 + j] << 4 of column c: the low nibbles of a row are the vpdpbusd operand of k = 8r..8r+3
+    p, groups = packed.shape[0], k // g
+    per_group = packed.reshape(p, groups, -1)
+    scale = _f32(per_group[..., :CPU_PANEL * 4])
+    zero = per_group[..., CPU_PANEL * 4:CPU_PANEL * 5]
+    b = per_group[..., CPU_PANEL * 5:].reshape(p, groups, g // 8, CPU_PANEL, 4)
+    q = torch.stack([b & 15, b >> 4], dim=-2)                    # [p, groups, g/8, 16, 2 (k + 0 / k + 4), 4]
+    q = q.permute(0, 3, 1, 2, 4, 5).reshape(p * CPU_PANEL, k)    # column-major k order restored
+    w = q[:, 0::2] | (q[:, 1::2] << 4)                           # canonical: even k in the low nibble
+
+    def per_column(t: Tensor) -> Tensor:
+        return t.permute(0, 2, 1).reshape(p * CPU_PANEL, groups)[:n].contiguous()
+
+    return Canonical(w[:n].contiguous(), per_column(scale), None if symmetric else per_column(zero))
+
+
 # ---- SYCL: uint8 [panels, rows, 64, 4], word (r, c) of panel p belongs to column 64p + c
 
 def _sycl_words(packed: Tensor, rows: slice, n: int, width: int) -> Tensor:
@@ -115,3 +128,22 @@ def _sycl_int4(packed: Tensor, n: int, k: int, g: int, symmetric: bool) -> Canon
         return rows.permute(0, 2, 1).reshape(-1, groups)[:n].contiguous()
 
     return Canonical(w, per_column(words), None if symmetric else _zero_points(per_column(words + groups)))
+
+
+# ---- the layouts, by backend and mode (lowbit.modes names them in each mode's description)
+
+def _cpu_int4_bytes(k: int, g: int) -> int:
+    return k // g * (CPU_PANEL * 5 + g // 2 * CPU_PANEL)  # per group: 16 f32 scales, 16 u8 zeros, g/2 x 16 bytes
+
+
+CPU_A16W8 = Layout(lambda k, g=None: CPU_PANEL * 4 + k * CPU_PANEL,
+                   lambda packed, n, k, g=None, symmetric=True: _cpu_a16w8(packed, n, k))
+CPU_DA8W8 = Layout(lambda k, g=None: CPU_PANEL * 8 + (k + 3) // 4 * 4 * CPU_PANEL,
+                   lambda packed, n, k, g=None, symmetric=True: _cpu_da8w8(packed, n, k))
+CPU_A16W4 = Layout(_cpu_int4_bytes, _cpu_a16w4)
+CPU_DA8W4 = Layout(_cpu_int4_bytes, _cpu_da8w4)
+
+SYCL_INT8 = Layout(lambda k, g=None: (k + 3) // 4 + 1,  # weight words, then one row of scales
+                   lambda packed, n, k, g=None, symmetric=True: _sycl_int8(packed, n, k))
+SYCL_A16W4 = Layout(lambda k, g: (k + 7) // 8 + 2 * (k // g),  # weight words, K/g rows of scales, K/g of zeros
+                    _sycl_int4)

@@ -5,22 +5,23 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from lowbit import _opmeta, formats, layouts, ops, sycl
+from lowbit import backends, formats, modes, ops, sycl
 
-MODES = ("a16w8", "a16w4", "da8w8")
+MODES = modes.NAMES
 
 
 class QuantLinear(nn.Module):
     """y = x @ dequant(W).T + b for x[..., in_features] in bf16, fp16 or fp32 (output in x's dtype).
 
-    mode:
+    mode: one of lowbit.modes (lowbit.MODES), e.g.
       "a16w8"  int8 per-output-channel symmetric weights; activations kept in 16/32 bit
       "a16w4"  int4 weights, group-wise (group_size; None = per channel), with uint8 zero points unless symmetric
       "da8w8"  int8 weights; activations quantized per token to int8 inside the op, int32 accumulation
+      "da8w4"  int4 weights as a16w4; activations quantized per token to int8 inside the op, int32 group sums
 
     Only the kernels' layout (`packed_weight`, a non-persistent buffer) and the bias are resident. The state_dict
     holds the canonical format (lowbit.formats), read back from the packed layout when it is made: `weight`
-    (int8 [N, K] or uint8 [N, K/2]), `weight_scale` (float32), `weight_zero` (a16w4 asymmetric only) and `bias`.
+    (int8 [N, K] or uint8 [N, K/2]), `weight_scale` (float32), `weight_zero` (asymmetric int4 only) and `bias`.
     The attributes `weight`, `weight_scale` and `weight_zero` are computed the same way on each access. Loading a
     state_dict packs it; a move to another backend (`.to("xpu")`, lowbit.sycl.route_cpu) repacks.
     """
@@ -29,26 +30,31 @@ class QuantLinear(nn.Module):
                  group_size: Optional[int] = 128, symmetric: bool = False,
                  device=None, dtype: Optional[torch.dtype] = None):
         super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.mode = modes.get(mode).name
         if in_features <= 0 or out_features <= 0:
             raise ValueError(f"in_features and out_features must be positive, got {in_features}, {out_features}")
-        self.in_features, self.out_features, self.mode = in_features, out_features, mode
-        self.symmetric = symmetric if mode == "a16w4" else True
-        if mode == "a16w4":
+        self.in_features, self.out_features = in_features, out_features
+        self.symmetric = symmetric if self._mode.grouped else True
+        self.group_size = None
+        if self._mode.grouped:
             self.group_size = formats.resolve_group_size(in_features, group_size)
-            formats.check_int4_shape(in_features, self.group_size)
-        else:
-            self.group_size = None
+            reason = self._mode.group_size_error(in_features, self.group_size)
+            if reason:
+                raise ValueError(reason)
         self.bias = nn.Parameter(torch.zeros(out_features, device=device, dtype=dtype or torch.float32),
                                  requires_grad=False) if bias else None
         self.register_buffer("packed_weight", torch.empty(0, dtype=torch.uint8, device=device), persistent=False)
         self._pack(self._zero_weight(device))
 
+    @property
+    def _mode(self) -> modes.Mode:
+        # looked up, not stored: the module then pickles (torch.save(model)) by the mode's name
+        return modes.get(self.mode)
+
     def _zero_weight(self, device) -> Dict[str, Tensor]:
         """Canonical tensors of an all-zero weight (q = the zero point, scale 1), until from_linear or
         load_state_dict fills the layer."""
-        fill = {"weight": 0x88 if self.mode == "a16w4" else 0, "weight_scale": 1, "weight_zero": 8}
+        fill = self._mode.weights.placeholder
         return {name: torch.full(shape, fill[name], dtype=kind, device=device)
                 for name, (shape, kind) in self._canonical_specs().items()}
 
@@ -69,12 +75,7 @@ class QuantLinear(nn.Module):
             # no values to quantize: a layer of the right shapes on meta, for load_state_dict(..., assign=True)
             return q
         with torch.no_grad():
-            if mode == "a16w4":
-                packed, scales, zeros = formats.quantize_int4(w, q.group_size, symmetric, method)
-                q._pack({"weight": packed, "weight_scale": scales, "weight_zero": zeros})
-            else:
-                qw, scales = formats.quantize_int8(w)
-                q._pack({"weight": qw, "weight_scale": scales})
+            q._pack(q._mode.weights.quantize(w, q.group_size, symmetric, method))
             if linear.bias is not None:
                 q.bias.copy_(linear.bias.detach())
         return q
@@ -83,42 +84,13 @@ class QuantLinear(nn.Module):
 
     def _canonical_specs(self) -> Dict[str, Tuple[Tuple[int, ...], torch.dtype]]:
         """state_dict name -> (shape, dtype) of the canonical tensors this layer saves."""
-        N, K = self.out_features, self.in_features
-        if self.mode != "a16w4":
-            return {"weight": ((N, K), torch.int8), "weight_scale": ((N,), torch.float32)}
-        groups = K // self.group_size
-        specs = {"weight": ((N, K // 2), torch.uint8), "weight_scale": ((N, groups), torch.float32)}
-        if not self.symmetric:
-            specs["weight_zero"] = ((N, groups), torch.uint8)
-        return specs
+        return self._mode.specs(self.out_features, self.in_features, self.group_size, self.symmetric)
 
-    def _sycl_wanted(self, device: torch.device, route: Optional[bool] = None) -> bool:
-        """Whether the SYCL kernels run this layer on `device` (XPU, or CPU while lowbit.sycl.route_cpu is on;
-        `route`: that switch, read once by the caller)."""
-        if route is None:
-            route = sycl.routing_cpu()
-        return device.type == "xpu" or (device.type == "cpu" and route)
-
-    @property
-    def _sycl_layout(self) -> bool:
-        """Which kernels' layout the packed bytes are in. It is read off the packed tensor itself (SYCL packings
-        are 4-D, native CPU ones 2-D), so the packing and its layout are one attribute: a thread reading them
-        while another repacks sees either the old packing or the new one, never one with the other's flag."""
-        return _opmeta.is_sycl_layout(self.packed_weight)
-
-    def _pack(self, canonical: Dict[str, Optional[Tensor]], sycl_layout: Optional[bool] = None) -> Tensor:
-        """Packs canonical tensors for the kernels of `sycl_layout` (default: those that run the layer where the
-        tensors are) and makes the result the layer's packing, in one assignment. Returns it."""
-        weight, scale = canonical["weight"], canonical["weight_scale"]
-        if sycl_layout is None:
-            sycl_layout = self._sycl_wanted(weight.device)
-        if self.mode == "a16w8":
-            packed = ops.pack_a16w8(weight, scale, _sycl_layout=sycl_layout)
-        elif self.mode == "da8w8":
-            packed = ops.pack_da8w8(weight, scale, _sycl_layout=sycl_layout)
-        else:
-            packed = ops.pack_a16w4(weight, scale, canonical.get("weight_zero"), self.group_size,
-                                    _sycl_layout=sycl_layout)
+    def _pack(self, canonical: Dict[str, Optional[Tensor]], backend: Optional[backends.Backend] = None) -> Tensor:
+        """Packs canonical tensors for `backend` (default: the one that runs tensors where they are) and makes
+        the result the layer's packing, in one assignment. Returns it."""
+        mode = self._mode
+        packed = ops.pack(mode, *mode.weights.pack_args(canonical, self.group_size), backend=backend)
         self.packed_weight = packed
         return packed
 
@@ -126,19 +98,21 @@ class QuantLinear(nn.Module):
         """The canonical tensors (state_dict names, without the bias), unpacked from the kernel layout (of
         `packed`, default the layer's packing)."""
         packed = self.packed_weight if packed is None else packed
-        c = layouts.unpack(self.mode, packed, self.out_features, self.in_features, self.group_size,
-                           self.symmetric, sycl_layout=_opmeta.is_sycl_layout(packed))
+        c = backends.of_packed(packed).unpack(self._mode, packed, self.out_features, self.in_features,
+                                              self.group_size, self.symmetric)
         out = {"weight": c.weight, "weight_scale": c.scale}
         if c.zero is not None:
             out["weight_zero"] = c.zero
         return out
 
-    def _packed_for(self, sycl_layout: bool) -> Tensor:
-        """The layer's packing in the layout of `sycl_layout`, repacked from the one it is in if needed. Reads
-        the packing once, so a concurrent repack by another thread cannot mix two packings."""
+    def _packed_for(self, backend: backends.Backend) -> Tensor:
+        """The layer's packing in `backend`'s layout, repacked from the one it is in if needed. Reads the packing
+        once, so a concurrent repack by another thread cannot mix two packings. (Which layout the bytes are in is
+        read off the packed tensor itself, lowbit.backends.of_packed, so the packing and its layout are one
+        attribute.)"""
         packed = self.packed_weight
-        if _opmeta.is_sycl_layout(packed) != sycl_layout:
-            packed = self._pack(self.canonical(packed), sycl_layout)
+        if not backend.owns(packed):
+            packed = self._pack(self.canonical(packed), backend)
         return packed
 
     @property
@@ -161,7 +135,7 @@ class QuantLinear(nn.Module):
         return self
 
     def _repack_if_needed(self) -> None:
-        self._packed_for(self._sycl_wanted(self.packed_weight.device))
+        self._packed_for(backends.for_device(self.packed_weight.device))
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
@@ -211,10 +185,9 @@ class QuantLinear(nn.Module):
         # small calls.
         # lowbit.sycl.route_cpu may have been switched since packing, and may be switched by another thread
         # during this call: read it once, and pack and run with that one decision
-        route = sycl.routing_cpu()
         device = self.packed_weight.device
-        sycl_layout = self._sycl_wanted(device, route)
-        packed = self._packed_for(sycl_layout)
+        backend = backends.for_device(device, sycl.routing_cpu())
+        packed = self._packed_for(backend)
         bias = self.bias
         if not isinstance(x, Tensor) or x.dtype not in ops.ACTIVATION_DTYPES or x.dim() == 0 \
                 or x.shape[-1] != self.in_features or x.device != packed.device \
@@ -222,13 +195,8 @@ class QuantLinear(nn.Module):
             self._explain_bad_input(x)
         if bias is not None and bias.dtype != x.dtype:
             bias = bias.to(x.dtype)
-        kernels = ops.kernels_for(device, sycl_layout)
-        x = x.contiguous()
-        if self.mode == "a16w8":
-            return kernels.linear_a16w8(x, packed, self.out_features, bias)
-        if self.mode == "da8w8":
-            return kernels.linear_da8w8(x, packed, self.out_features, bias)
-        return kernels.linear_a16w4(x, packed, self.out_features, self.group_size, bias)
+        return self._mode.linear(backend.ops(device), x.contiguous(), packed, self.out_features, self.group_size,
+                                 bias)
 
     def _explain_bad_input(self, x) -> None:
         if isinstance(x, Tensor) and x.dim() and x.shape[-1] != self.in_features:
@@ -244,14 +212,9 @@ class QuantLinear(nn.Module):
 
     def dequantized_weight(self) -> Tensor:
         """The float32 weight this layer multiplies by (what the kernels compute with)."""
-        from lowbit import reference
-        c = self.canonical()
-        if self.mode == "a16w4":
-            return reference.dequantize_int4(c["weight"], c["weight_scale"], c.get("weight_zero"),
-                                             self.group_size).float()
-        return reference.dequantize_int8(c["weight"], c["weight_scale"]).float()
+        return self._mode.weights.dequantize(self.canonical(), self.group_size).float()
 
     def extra_repr(self) -> str:
-        group = f", group_size={self.group_size}, symmetric={self.symmetric}" if self.mode == "a16w4" else ""
+        group = f", group_size={self.group_size}, symmetric={self.symmetric}" if self._mode.grouped else ""
         return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
                 f"mode={self.mode}{group}")

@@ -1,6 +1,7 @@
-"""Typed wrappers of torch.ops.lowbit.* and their fake kernels (for torch.compile and torch.export).
+"""Typed wrappers of torch.ops.lowbit.*: pack(mode, ...) and linear(mode, ...) for every mode of lowbit.modes, and
+pack_<mode> / linear_<mode> for each; and the registration of their fake kernels (for torch.compile and export).
 
-The schemas live in C++ (csrc/ops.cpp). These wrappers validate in Python first so that a bad argument
+The schemas live in C++ (csrc/op_schemas.h). These wrappers validate in Python first so that a bad argument
 raises TypeError / ValueError naming it; the C++ kernels check again (RuntimeError) for direct op calls.
 """
 
@@ -9,29 +10,11 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from lowbit import _opmeta, sycl
+from lowbit import _opmeta, backends, modes, sycl
 
-PANEL = 16  # output columns per packed panel (csrc/cpu/kernels/api.h)
+PANEL = backends.CPU.panel  # output columns per native CPU panel
 ACTIVATION_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
 _SUPPORTED_DEVICES = ("cpu", "xpu")  # xpu: the SYCL kernels (lowbit.sycl), when a SYCL runtime is installed
-
-
-# ------------------------------------------------------------------ packed sizes (mirror api.h)
-
-def _panels(n: int) -> int:
-    return _opmeta.cpu_panels(n)
-
-
-def _a16w8_panel_bytes(k: int) -> int:
-    return _opmeta.cpu_panel_bytes("a16w8", k)
-
-
-def _a16w4_panel_bytes(k: int, group_size: int) -> int:
-    return _opmeta.cpu_panel_bytes("a16w4", k, group_size)
-
-
-def _da8w8_panel_bytes(k: int) -> int:
-    return _opmeta.cpu_panel_bytes("da8w8", k)
 
 
 # ------------------------------------------------------------------ validation
@@ -72,8 +55,10 @@ def check_input(x, packed_weight) -> None:
     _same_device({"x": x, "packed_weight": packed_weight})
 
 
-def _check_linear(x, packed_weight, out_features, bias, panel_bytes_of_k, mode, group_size=None):
+def _check_linear(mode: modes.Mode, x, packed_weight, out_features, bias, group_size=None):
     _tensor(x, "x", ACTIVATION_DTYPES, "bfloat16, float16 or float32")
+    if mode.grouped:
+        _check_group_size(x.shape[-1] if x.dim() else 0, group_size, "x.size(-1) = K", mode)
     _tensor(packed_weight, "packed_weight", (torch.uint8,), "uint8 (from lowbit.ops.pack_*)")
     if bias is not None:
         _tensor(bias, "bias", (x.dtype,), f"of x's dtype {x.dtype}")
@@ -89,13 +74,12 @@ def _check_linear(x, packed_weight, out_features, bias, panel_bytes_of_k, mode, 
     k = x.shape[-1]
     if k == 0:  # no packing has K = 0 (a hand-made one of that shape would leave the output unwritten)
         raise ValueError(f"x.size(-1) = K must be positive, got x of shape {tuple(x.shape)}")
-    sycl_layout = sycl.handles(x.device)
-    expected = (sycl.packed_shape(mode, out_features, k, group_size) if sycl_layout
-                else (_panels(out_features), panel_bytes_of_k(k)))
+    backend = backends.for_device(x.device)
+    expected = backend.packed_shape(mode, out_features, k, group_size)
     if tuple(packed_weight.shape) != expected:
         if packed_weight.dim() == len(expected) and packed_weight.shape[0] == expected[0] \
                 and tuple(packed_weight.shape[2:]) == expected[2:]:
-            reason = _opmeta.mismatch_reason(mode, packed_weight.shape[1], k, group_size, sycl_layout)
+            reason = _opmeta.mismatch_reason(mode, packed_weight.shape[1], k, group_size, backend)
             if reason:
                 raise ValueError(reason)
         raise ValueError(
@@ -104,11 +88,15 @@ def _check_linear(x, packed_weight, out_features, bias, panel_bytes_of_k, mode, 
             "for other kernels (native CPU vs SYCL: see lowbit.sycl.route_cpu)")
 
 
-def _check_group_size(k: int, group_size, name: str = "K") -> None:
-    if not isinstance(group_size, int) or group_size <= 0 or group_size % 2:
-        raise ValueError(f"group_size must be a positive even int, got {group_size!r}")
+def _check_group_size(k: int, group_size, name: str, mode: modes.Mode) -> None:
+    m = mode.group_multiple
+    if not isinstance(group_size, int) or isinstance(group_size, bool) or group_size <= 0 or group_size % m:
+        what = "even" if m == 2 else f"multiple of {m}"
+        raise ValueError(f"group_size must be a positive {what} int, got {group_size!r}")
     if k % group_size:
         raise ValueError(f"{name} = {k} is not divisible by group_size = {group_size}")
+    if mode.max_group is not None and group_size > mode.max_group:
+        raise ValueError(f"{mode.name} supports group_size <= {mode.max_group} ({mode.limits}), got {group_size}")
 
 
 def _check_int8_weight(weight, scales):
@@ -121,32 +109,9 @@ def _check_int8_weight(weight, scales):
         raise ValueError(f"scales must have shape [N] = [{weight.shape[0]}], got {tuple(scales.shape)}")
 
 
-# ------------------------------------------------------------------ packing
+# ------------------------------------------------------------------ the generic ops
 
-def kernels_for(device: torch.device, sycl_layout: Optional[bool] = None):
-    """The op namespace for tensors on `device`: lowbit.sycl.ops_for(device), or, when sycl_layout is given, the
-    one whose kernels use that layout (QuantLinear decides the route once per call, and packs and runs with it)."""
-    if sycl_layout is None:
-        return sycl.ops_for(device)
-    return torch.ops.lowbit_sycl if device.type == "cpu" and sycl_layout else torch.ops.lowbit
-
-
-def pack_a16w8(weight: Tensor, scales: Tensor, *, _sycl_layout: Optional[bool] = None) -> Tensor:
-    """Canonical int8 [N, K] + float32 scales [N] -> packed panels for linear_a16w8."""
-    _check_int8_weight(weight, scales)
-    return kernels_for(weight.device, _sycl_layout).pack_a16w8(weight.contiguous(), scales.contiguous())
-
-
-def pack_da8w8(weight: Tensor, scales: Tensor, *, _sycl_layout: Optional[bool] = None) -> Tensor:
-    """Canonical int8 [N, K] + float32 scales [N] -> packed panels (with column sums) for linear_da8w8."""
-    _check_int8_weight(weight, scales)
-    return kernels_for(weight.device, _sycl_layout).pack_da8w8(weight.contiguous(), scales.contiguous())
-
-
-def pack_a16w4(weight: Tensor, scales: Tensor, zeros: Optional[Tensor], group_size: int, *,
-               _sycl_layout: Optional[bool] = None) -> Tensor:
-    """Canonical int4 (uint8 [N, K/2], low nibble = even k) + float32 scales [N, K/g] + uint8 zeros
-    [N, K/g] in 0..15 (or None: symmetric, zero point 8) -> packed panels for linear_a16w4."""
+def _check_int4_weight(mode: modes.Mode, weight, scales, zeros, group_size):
     _tensor(weight, "weight", (torch.uint8,), "uint8 [N, K/2] (two int4 per byte)")
     _tensor(scales, "scales", (torch.float32,), "float32 [N, K/group_size]")
     if zeros is not None:
@@ -155,7 +120,7 @@ def pack_a16w4(weight: Tensor, scales: Tensor, zeros: Optional[Tensor], group_si
     if weight.dim() != 2 or weight.numel() == 0:
         raise ValueError(f"weight must be a non-empty 2-D [N, K/2] tensor, got shape {tuple(weight.shape)}")
     n, k = weight.shape[0], weight.shape[1] * 2
-    _check_group_size(k, group_size)
+    _check_group_size(k, group_size, "K", mode)
     groups = (n, k // group_size)
     if tuple(scales.shape) != groups:
         raise ValueError(f"scales must have shape [N, K/group_size] = {list(groups)}, got {list(scales.shape)}")
@@ -164,34 +129,68 @@ def pack_a16w4(weight: Tensor, scales: Tensor, zeros: Optional[Tensor], group_si
             raise ValueError(f"zeros must have shape [N, K/group_size] = {list(groups)}, got {list(zeros.shape)}")
         if zeros.device.type != "meta" and zeros.numel() and int(zeros.max()) > 15:
             raise ValueError(f"zeros must be in 0..15, got a maximum of {int(zeros.max())}")
-        zeros = zeros.contiguous()
-    return kernels_for(weight.device, _sycl_layout).pack_a16w4(weight.contiguous(), scales.contiguous(), zeros,
-                                                               group_size)
 
 
-# ------------------------------------------------------------------ linear
+def pack(mode, weight: Tensor, scales: Tensor, zeros: Optional[Tensor] = None, group_size: Optional[int] = None,
+         *, backend: Optional[backends.Backend] = None) -> Tensor:
+    """Canonical weights (lowbit.formats) -> the packed layout `mode`'s kernels read, for the backend that runs
+    tensors on weight's device (or `backend`, a lowbit.backends object).
 
-def linear_a16w8(x: Tensor, packed_weight: Tensor, out_features: int, bias: Optional[Tensor] = None) -> Tensor:
-    """y[..., N] = x[..., K] @ (q * scale).T + bias, fp32 accumulation, output in x's dtype."""
-    _check_linear(x, packed_weight, out_features, bias, _a16w8_panel_bytes, "a16w8")
-    return sycl.ops_for(x.device).linear_a16w8(x, packed_weight, out_features, bias)
+    int8 modes: weight int8 [N, K], scales float32 [N] (zeros and group_size unused).
+    int4 modes: weight uint8 [N, K/2] (low nibble = even k), scales float32 [N, K/g], zeros uint8 [N, K/g] in 0..15
+      or None (symmetric: zero point 8), group_size g.
+    Raises TypeError / ValueError naming the argument; NotImplementedError when the backend has no kernels for
+    the mode."""
+    mode = modes.get(mode)
+    if mode.grouped:
+        _check_int4_weight(mode, weight, scales, zeros, group_size)
+        zeros = None if zeros is None else zeros.contiguous()
+        canonical = {"weight": weight.contiguous(), "weight_scale": scales.contiguous(), "weight_zero": zeros}
+    else:
+        _check_int8_weight(weight, scales)
+        canonical = {"weight": weight.contiguous(), "weight_scale": scales.contiguous()}
+    backend = backend or backends.for_device(weight.device)
+    backend.layout(mode)  # NotImplementedError naming the mode and backend when it has no kernels there
+    return mode.pack(backend.ops(weight.device), canonical, group_size)
 
 
-def linear_a16w4(x: Tensor, packed_weight: Tensor, out_features: int, group_size: int,
-                 bias: Optional[Tensor] = None) -> Tensor:
-    """y[..., N] = x[..., K] @ ((q - zero) * scale).T + bias, fp32 accumulation, output in x's dtype."""
-    _tensor(x, "x", ACTIVATION_DTYPES, "bfloat16, float16 or float32")
-    _check_group_size(x.shape[-1] if x.dim() else 0, group_size, "x.size(-1) = K")
-    _check_linear(x, packed_weight, out_features, bias, lambda k: _a16w4_panel_bytes(k, group_size), "a16w4",
-                  group_size)
-    return sycl.ops_for(x.device).linear_a16w4(x, packed_weight, out_features, group_size, bias)
+def linear(mode, x: Tensor, packed_weight: Tensor, out_features: int, group_size: Optional[int] = None,
+           bias: Optional[Tensor] = None) -> Tensor:
+    """y[..., N] = x[..., K] @ dequant(W).T + bias in x's dtype, with `mode`'s arithmetic (lowbit.reference);
+    x bfloat16, float16 or float32, contiguous; packed_weight from pack(mode, ...) on x's backend; group_size
+    for int4 modes (the one it was packed with). Raises TypeError / ValueError naming the argument."""
+    mode = modes.get(mode)
+    _check_linear(mode, x, packed_weight, out_features, bias, group_size)
+    return mode.linear(backends.for_device(x.device).ops(x.device), x, packed_weight, out_features, group_size,
+                       bias)
 
 
-def linear_da8w8(x: Tensor, packed_weight: Tensor, out_features: int, bias: Optional[Tensor] = None) -> Tensor:
-    """x quantized per row to int8 (amax / 127, see lowbit.reference), int8 x int8 -> int32 products,
-    y = acc * x_scale * w_scale + bias, output in x's dtype."""
-    _check_linear(x, packed_weight, out_features, bias, _da8w8_panel_bytes, "da8w8")
-    return sycl.ops_for(x.device).linear_da8w8(x, packed_weight, out_features, bias)
+# ------------------------------------------------------------------ one named wrapper per mode and op
+
+def _named(mode: modes.Mode):
+    if mode.grouped:
+        def pack_mode(weight: Tensor, scales: Tensor, zeros: Optional[Tensor], group_size: int) -> Tensor:
+            return pack(mode, weight, scales, zeros, group_size)
+
+        def linear_mode(x: Tensor, packed_weight: Tensor, out_features: int, group_size: int,
+                        bias: Optional[Tensor] = None) -> Tensor:
+            return linear(mode, x, packed_weight, out_features, group_size, bias)
+    else:
+        def pack_mode(weight: Tensor, scales: Tensor) -> Tensor:
+            return pack(mode, weight, scales)
+
+        def linear_mode(x: Tensor, packed_weight: Tensor, out_features: int,
+                        bias: Optional[Tensor] = None) -> Tensor:
+            return linear(mode, x, packed_weight, out_features, None, bias)
+
+    for fn, op, what in ((pack_mode, "pack", pack), (linear_mode, "linear", linear)):
+        fn.__name__ = fn.__qualname__ = f"{op}_{mode.name}"
+        fn.__doc__ = f"{op}({mode.name!r}, ...) ({mode.summary}).\n\n{what.__doc__}"
+        globals()[fn.__name__] = fn
+
+
+for _mode in modes.BY_NAME.values():
+    _named(_mode)
 
 
 # ------------------------------------------------------------------ fake kernels and autograd (lowbit._opmeta)

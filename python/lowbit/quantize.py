@@ -5,7 +5,7 @@ from typing import Callable, Dict, Optional
 
 from torch import nn
 
-from lowbit import formats
+from lowbit import formats, modes
 from lowbit.nn import MODES, QuantLinear
 
 log = logging.getLogger("lowbit")
@@ -19,24 +19,23 @@ _STATE_DICT_HOOKS = ("_state_dict_hooks", "_state_dict_pre_hooks", "_load_state_
                      "_load_state_dict_post_hooks")
 
 
-def check_group_size(group_size) -> None:
-    """None or -1 (one group per output channel) or a positive even int; ValueError otherwise."""
+def check_group_size(group_size, mode="a16w4") -> None:
+    """None or -1 (one group per output channel) or a positive int that is a multiple of what the mode's kernels
+    need (even for a16w4, a multiple of 8 for da8w4); ValueError otherwise. int8 modes ignore it."""
+    mode = modes.get(mode)
     if group_size is None or group_size == -1 and type(group_size) is int:
         return
-    if type(group_size) is int and group_size > 0 and group_size % 2 == 0:
+    m = mode.group_multiple if mode.grouped else 2
+    if type(group_size) is int and group_size > 0 and group_size % m == 0:
         return
-    raise ValueError(f"group_size must be None or -1 (per channel) or a positive even int, got {group_size!r}")
+    what = "even" if m == 2 else f"multiple of {m}"
+    raise ValueError(f"group_size must be None or -1 (per channel) or a positive {what} int, got {group_size!r}")
 
 
-def _unsupported(linear: nn.Linear, mode: str, group_size: Optional[int]) -> Optional[str]:
+def _unsupported(linear: nn.Linear, mode: modes.Mode, group_size: Optional[int]) -> Optional[str]:
     """Why this layer cannot take the mode, or None."""
-    if mode != "a16w4":
-        return None
-    try:
-        formats.check_int4_shape(linear.in_features, formats.resolve_group_size(linear.in_features, group_size))
-    except ValueError as e:
-        return str(e)
-    return None
+    k = linear.in_features
+    return mode.group_size_error(k, formats.resolve_group_size(k, group_size)) or mode.k_error(k)
 
 
 def _carry_hooks(old: nn.Module, new: nn.Module, fqn: str) -> None:
@@ -53,7 +52,9 @@ def quantize_(model: nn.Module, mode: str, group_size: Optional[int] = 128, symm
               filter_fn: Optional[Callable[[nn.Module, str], bool]] = None, method: str = "rtn") -> nn.Module:
     """Replace every nn.Linear in `model` (for which filter_fn(module, fqn) is true) by QuantLinear.
 
-    group_size: a16w4's group size, a positive even int, or None / -1 for one group per output channel.
+    mode: a name in lowbit.MODES ("a16w8", "a16w4", "da8w8", "da8w4"; lowbit.modes describes each).
+    group_size: the int4 modes' group size (a16w4: a positive even int; da8w4: a positive multiple of 8), or None /
+      -1 for one group per output channel.
     method: "rtn" (round to nearest) or "search" (a16w4: per-group scales and zeros minimizing the weight
     error, no calibration data; see lowbit.scale_search).
 
@@ -63,15 +64,14 @@ def quantize_(model: nn.Module, mode: str, group_size: Optional[int] = 128, symm
     - On a model built on the meta device, the QuantLinear layers are made on meta too (nothing to quantize),
       ready for load_state_dict(quantized_state_dict, assign=True).
     - Left as they are, with the reason logged on the "lowbit" logger: layers whose shape the mode cannot take
-      (e.g. a16w4 with in_features not divisible by group_size), and subclasses of nn.Linear (their forward may
+      (e.g. a16w4 with in_features not divisible by group_size, or da8w8 with K above its int32 bound), and subclasses of nn.Linear (their forward may
       compute more than x @ W.T + b; QuantLinear.from_linear takes one explicitly).
     Returns the model.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    mode = modes.get(mode).name
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    check_group_size(group_size)
+    check_group_size(group_size, mode)
     if not isinstance(symmetric, bool):
         raise TypeError(f"symmetric must be a bool, got {type(symmetric).__name__}")
     if filter_fn is not None and not callable(filter_fn):
@@ -89,7 +89,7 @@ def quantize_(model: nn.Module, mode: str, group_size: Optional[int] = 128, symm
                         "whose forward may compute more than x @ W.T + b; QuantLinear.from_linear takes one explicitly",
                         fqn, type(m).__name__, mode)
             continue
-        reason = _unsupported(m, mode, group_size)
+        reason = _unsupported(m, modes.get(mode), group_size)
         if reason:
             log.warning("lowbit: keeping %s as nn.Linear (%s): %s", fqn, mode, reason)
             continue

@@ -24,7 +24,6 @@ import torch
 from lowbit import _opmeta
 
 LIBRARY = Path(__file__).resolve().parent / "liblowbit_sycl.so"
-PANEL = 64  # output columns per packed panel (sycl/kernels/common.h)
 
 _loaded = False
 _reason = "not loaded yet"
@@ -146,8 +145,9 @@ def packed_shape(mode: str, out_features: int, in_features: int, group_size: Opt
                  ) -> Tuple[int, int, int, int]:
     """uint8 [panels, rows, 64, 4]: panels of 64 output columns, each rows x 64 32-bit words (weights: four int8
     or eight int4 of one column per word; then a row of fp32 scales, or for int4 K/g rows of scales and K/g rows
-    of zero points)."""
-    return _opmeta.sycl_packed_shape(mode, out_features, in_features, group_size)
+    of zero points). lowbit.backends.SYCL.packed_shape, by mode name."""
+    from lowbit import backends, modes
+    return backends.SYCL.packed_shape(modes.get(mode), out_features, in_features, group_size)
 
 
 def _register_fakes() -> None:
