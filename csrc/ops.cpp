@@ -1,6 +1,6 @@
 // The op schemas of lowbit, defined once for every backend (the list: op_schemas.h). This file is in the
 // always-loaded CPU library, so a graph exported with these ops resolves them without Python. Canonical
-// formats and semantics: README.md ("Formats") and python/lowbit/reference.py.
+// formats and semantics: docs/formats.md and python/lowbit/reference.py.
 #include <torch/csrc/stable/library.h>
 
 #include "op_schemas.h"

@@ -2,7 +2,7 @@
 
 Each peer is built from lowbit's canonical format (lowbit.formats), so a peer and the lowbit layer it is compared
 with multiply by exactly the same integers and scales: any difference in speed is the kernels', and any difference in
-output is arithmetic order. The calls are the ones in PyTorch 2.13 (see README, "End-to-end"):
+output is arithmetic order. The calls are the ones in PyTorch 2.13 (see docs/benchmarks.md, "End-to-end"):
   - TorchInt4Linear:  torch._weight_int4pack_mm_for_cpu(x, packed, group_size, scales_and_zeros)
   - TorchInt8Linear:  torch._weight_int8pack_mm(x, w_int8, scales)
   - TorchDA8W8Linear: per-token int8 quantization of x in eager torch, torch._int_mm, then the two scales

@@ -6,11 +6,11 @@ rounding of its own. Here, with no calibration data, every group tries a set of 
 [a * min, a * max] (a in DEFAULT_SHRINK), quantizes with each, refits the scale by least squares for the integers it
 got (for fixed q and z, the scale minimizing sum (s * (q - z) - w)^2 is sum(w * (q - z)) / sum((q - z)^2)), and
 keeps the candidate with the smallest squared error. The result is in the same canonical format as round to nearest, so
-kernels, packing and serialization are unchanged; only quantize time grows (see README, "Accuracy").
+kernels, packing and serialization are unchanged; only quantize time grows (see docs/benchmarks.md, "Accuracy").
 
 The squared weight error is what the search can minimize without data: it is the output error for inputs whose
 channels are uncorrelated with equal variance. Real activations are not like that, which bounds what any
-weight-only search can recover (README gives the numbers).
+weight-only search can recover (docs/benchmarks.md gives the numbers).
 """
 
 from typing import Optional, Sequence, Tuple
@@ -22,7 +22,7 @@ INT4_LEVELS = 16
 INT4_MAX = INT4_LEVELS - 1
 # Clipping factors tried for a group's range. Below about 0.6 the clipped weights' error outgrows what the finer
 # step saves; clipping the two ends independently (a 2-D grid, 9x the work) or a finer step gained nothing on
-# all-MiniLM-L6-v2 (README, "Accuracy").
+# all-MiniLM-L6-v2 (docs/benchmarks.md, "Accuracy").
 DEFAULT_SHRINK = tuple(1.0 - 0.05 * i for i in range(9))
 # Groups processed at once: bounds the temporaries to a few times GROUPS_PER_CHUNK * group_size floats.
 GROUPS_PER_CHUNK = 1 << 15
