@@ -1,6 +1,6 @@
 """Hostile inputs to every public op (the lowbit.ops wrappers and torch.ops.lowbit.* directly) and to QuantLinear.
 
-Each case ends in a clear exception naming the problem or in the documented result of README.md, "Edge cases"
+Each case ends in a clear exception naming the problem or in the documented result of docs/testing.md, "Edge cases"
 (NaN in -> NaN out where the math says so; only the affected rows or columns change) - never a crash, never an
 unwritten output (LOWBIT_DEBUG_POISON fills outputs with NaN first, see conftest.py).
 """

@@ -184,7 +184,7 @@ def test_subnormal_bias_is_kept(dtype, m):
 
 
 @pytest.mark.xfail(os.environ.get("LOWBIT_SYCL_ON_CPU") == "1", strict=False,
-                   reason="the SYCL kernels do not pre-scale huge rows yet: some cases give Inf/NaN there (README, "
+                   reason="the SYCL kernels do not pre-scale huge rows yet: some cases give Inf/NaN there (docs/testing.md, "
                           "Edge cases)")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("m", [1, 3, 8])  # decode and tiled paths
