@@ -83,3 +83,23 @@ def linear_da8w8(x, q, scales, bias=None, dtype=None):
     if bias is not None:
         y = y + bias.double()
     return y.to(dtype or x.dtype)
+
+
+def linear_da8w4(x, packed, scales, zeros, group_size, bias=None, dtype=None):
+    """da8w4: x quantized per token as in da8w8 (quantize_activation_per_token); int4 weights q with zero points z
+    (8 when zeros is None); per group G of group_size consecutive k an exact integer sum
+    d_G = sum_{k in G} (q_k - z_G) * xq_k (|d_G| <= 15 * 127 * group_size < 2^31), then
+    y = x_scale * sum_G scale_G * d_G + bias."""
+    xq, xs = quantize_activation_per_token(activations(x))
+    q = unpack_int4(packed).double()
+    N, K = q.shape
+    groups = K // group_size
+    z = zeros.double() if zeros is not None else torch.full_like(scales, 8, dtype=torch.float64)
+    w = q.reshape(N, groups, group_size) - z[..., None]                 # exact small integers
+    xg = xq.double().reshape(-1, groups, group_size)
+    d = torch.einsum("mgk,ngk->mng", xg, w)                              # exact: integers below 2^53
+    y = (d * scales.double()).sum(-1) * xs.double().reshape(-1)[:, None]
+    y = y.reshape(*x.shape[:-1], N)
+    if bias is not None:
+        y = y + bias.double()
+    return y.to(dtype or x.dtype)
