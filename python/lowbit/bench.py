@@ -1,4 +1,4 @@
-"""Kernel benchmark: lowbit's three modes against PyTorch's own CPU ops, timed in one process, interleaved.
+"""Kernel benchmark: every lowbit mode (lowbit.modes) against PyTorch's own CPU ops, timed in one process, interleaved.
 
     python -m lowbit bench                    # Llama-3.1-8B shapes, M in 1 8 32 128, bf16, all threads
     python -m lowbit bench --m 1 8 --dtypes bf16 fp16 fp32 --threads 1 2 --out benchmarks/results
@@ -100,17 +100,18 @@ def build_contenders(K: int, N: int, modes: List[str], peers: bool, dense: bool,
         args = mode.weights.pack_args(canonical, GROUP_SIZE)
         add(name, lambda args=args, mode=mode: ops.pack(mode, *args), ops.pack(mode, *args).numel(),
             lambda p, mode=mode: lambda x: ops.linear(mode, x, p, N, GROUP_SIZE if mode.grouped else None))
-    if peers and "a16w8" in modes:
+    wanted = {PEER_OF[name] for name in modes} if peers else set()
+    if "torch int8" in wanted:
         add("torch int8", lambda: q8.clone(), q8.numel() + s8.numel() * 2,
             lambda q: lambda x: torch._weight_int8pack_mm(x, q, s8.to(x.dtype)))
-    if peers and "a16w4" in modes:
+    if "torch int4" in wanted:
         # PyTorch's int4: w = (q - 8) * scale + zero_f, zero_f being the weight at q = 8
         q_int = formats.unpack_int4(q4).to(torch.int32)
         zero_f = (8 - z4.float()) * s4
         sz = {dt: torch.stack([s4, zero_f], -1).transpose(0, 1).contiguous().to(dt) for dt in DTYPES.values()}
         add("torch int4", lambda: torch._convert_weight_to_int4pack_for_cpu(q_int, 1), N * K // 2 + s4.numel() * 4,
             lambda p: lambda x: torch._weight_int4pack_mm_for_cpu(x, p, GROUP_SIZE, sz[x.dtype]))
-    if peers and "da8w8" in modes:
+    if "torch _int_mm" in wanted:
         s8_col = s8[None, :]
 
         def int_mm_path(q):
@@ -270,7 +271,7 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shapes", type=_shape, nargs="+", default=SHAPES, help="K x N, e.g. 4096x14336")
     p.add_argument("--m", type=int, nargs="+", default=[1, 8, 32, 128], help="rows of x")
-    p.add_argument("--modes", nargs="+", default=["a16w8", "a16w4", "da8w8"], choices=list(mode_table.NAMES))
+    p.add_argument("--modes", nargs="+", default=list(mode_table.NAMES), choices=list(mode_table.NAMES))
     p.add_argument("--dtypes", nargs="+", default=["bf16"], choices=list(DTYPES))
     p.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()])
     p.add_argument("--budget", type=float, default=2.0, help="seconds of timing per (shape, M, dtype) point")
