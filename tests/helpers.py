@@ -74,3 +74,28 @@ def assert_close_da8w8(out, ref64, bias, magnitude64):
 
 def isa():
     return lowbit.cpu_isa()
+
+
+def da8w4_magnitude(x, packed, scales, zeros, group_size, bias):
+    """|x_scale| * sum_G |s_G| * sum_k (q + z) |xq_k| (+ |bias|): the size of the terms da8w4's fp32 epilogue
+    rounds, counted as q and z apart (a kernel may form s * acc - s * z * sum(xq) rather than s * (acc - z * sum))."""
+    from lowbit import reference
+
+    xq, xs = reference.quantize_activation_per_token(x)
+    q = formats.unpack_int4(packed).double()
+    n, k = q.shape
+    z = zeros.double() if zeros is not None else torch.full_like(scales, 8, dtype=torch.float64)
+    w = ((q.reshape(n, -1, group_size) + z[..., None]) * scales.double().abs()[..., None]).reshape(n, k)
+    magnitude = (xq.double().abs() @ w.T) * xs.double().abs()[..., None]
+    return magnitude if bias is None else magnitude + bias.double().abs()
+
+
+def assert_close_da8w4(out, ref64, bias, magnitude64, k):
+    """The int32 group sums are exact; the epilogue sums K/g products scale * sum in fp32 (at most K/g - 1
+    roundings of partial sums, in any order), multiplies by the row's scale, adds the bias (three more roundings,
+    and one for a group sum above 2^24 made float): (K/g + 4) * u32 of the terms' magnitude; then one rounding to
+    the output dtype. `k` is the number of groups K/g."""
+    tol = UNIT_ROUNDOFF[out.dtype] * ref64.abs() + (k + 4) * U32 * magnitude64 + 1e-30
+    err = (out.double() - ref64).abs()
+    bad = ~(err <= tol)
+    assert not bad.any(), f"{int(bad.sum())} of {out.numel()} elements off; worst err {err.max().item():.3e}"

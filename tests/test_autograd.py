@@ -5,8 +5,8 @@ torch.compile.
 
 Tolerance: the backward sums N products grad_y[n] * W[n, k] in fp32, then rounds once to x's dtype; as in
 helpers.assert_close_a16, 4 * sqrt(N) * u32 * sum_n |grad_y[n] W[n, k]| bounds the random-signed accumulation
-errors, plus one unit roundoff of the output dtype. da8w8 has the same gradient (a straight-through estimator:
-the activation rounding is taken as the identity).
+errors, plus one unit roundoff of the output dtype. The da modes have the same gradient (a straight-through
+estimator: the activation rounding is taken as the identity).
 """
 
 import math
@@ -15,27 +15,26 @@ import pytest
 import torch
 from torch import nn
 
+import cases
 import lowbit
-from helpers import U32, UNIT_ROUNDOFF, random_int4, random_int8
-from lowbit import ops, reference
+from helpers import U32, UNIT_ROUNDOFF
+from lowbit import modes
 
 K, N, G = 96, 40, 32
-MODES = ("a16w8", "a16w4", "da8w8")
+MODES = cases.MODES
+
+
+def _g(mode):
+    return G if mode in cases.INT4_MODES else None
 
 
 def _weights(mode, symmetric=False):
-    if mode == "a16w4":
-        q, s, z = random_int4(N, K, G, symmetric)
-        return ops.pack_a16w4(q, s, z, G), reference.dequantize_int4(q, s, z, G)
-    q, s = random_int8(N, K)
-    pack = ops.pack_a16w8 if mode == "a16w8" else ops.pack_da8w8
-    return pack(q, s), reference.dequantize_int8(q, s)
+    w = cases.random_weights(mode, N, K, _g(mode), symmetric)
+    return cases.pack(mode, w, _g(mode)), modes.get(mode).weights.dequantize(w, _g(mode))
 
 
 def _op(mode, x, packed, bias):
-    if mode == "a16w4":
-        return ops.linear_a16w4(x, packed, N, G, bias)
-    return getattr(ops, f"linear_{mode}")(x, packed, N, bias)
+    return cases.linear(mode, x, packed, N, _g(mode), bias)
 
 
 def _assert_grad_close(got, want64, grad_y, w64):
@@ -47,7 +46,8 @@ def _assert_grad_close(got, want64, grad_y, w64):
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
-@pytest.mark.parametrize("mode, symmetric", [("a16w8", True), ("a16w4", False), ("a16w4", True), ("da8w8", True)])
+@pytest.mark.parametrize("mode, symmetric", [(m, sym) for m in MODES
+                                             for sym in ((False, True) if m in cases.INT4_MODES else (True,))])
 def test_input_and_bias_gradients_match_the_dequantized_reference(mode, dtype, symmetric):
     packed, w64 = _weights(mode, symmetric)
     x = torch.randn(2, 3, K, dtype=dtype, requires_grad=True)

@@ -4,31 +4,32 @@ import pytest
 import torch
 from torch import nn
 
+import cases
 import lowbit
 from helpers import random_int4, random_int8
+from lowbit import modes
 
 K, N = 128, 40
 
 
 def _op_cases():
-    q8, s8 = random_int8(N, K)
-    q4, s4, z4 = random_int4(N, K, 32, False)
+    """Every mode's pack op (int4: asymmetric and symmetric) and linear op (with and without bias, bf16 / fp16 /
+    fp32, leading dims), with the op's raw arguments."""
     x = torch.randn(3, K, dtype=torch.bfloat16)
     b = torch.randn(N, dtype=torch.bfloat16)
-    p8 = torch.ops.lowbit.pack_a16w8(q8, s8)
-    pd = torch.ops.lowbit.pack_da8w8(q8, s8)
-    p4 = torch.ops.lowbit.pack_a16w4(q4, s4, z4, 32)
-    return [
-        ("pack_a16w8", (q8, s8)),
-        ("pack_da8w8", (q8, s8)),
-        ("pack_a16w4", (q4, s4, z4, 32)),
-        ("pack_a16w4", (q4, s4, None, 32)),
-        ("linear_a16w8", (x, p8, N, b)),
-        ("linear_a16w8", (x.float(), p8, N, None)),
-        ("linear_da8w8", (x, pd, N, b)),
-        ("linear_a16w4", (x.half(), p4, N, 32, b.half())),
-        ("linear_a16w4", (x.reshape(1, 3, K), p4, N, 32, None)),
-    ]
+    out = []
+    for mode in cases.MODES:
+        g = 32 if mode in cases.INT4_MODES else None
+        for symmetric in ((False, True) if g else (True,)):
+            w = cases.random_weights(mode, N, K, g, symmetric)
+            args = modes.get(mode).weights.pack_args(w, g)
+            out.append((f"pack_{mode}", args))
+        packed = getattr(torch.ops.lowbit, f"pack_{mode}")(*args)
+        extra = (g,) if g else ()
+        out += [(f"linear_{mode}", (x, packed, N, *extra, b)),
+                (f"linear_{mode}", (x.float(), packed, N, *extra, None)),
+                (f"linear_{mode}", (x.half().reshape(1, 3, K), packed, N, *extra, b.half()))]
+    return out
 
 
 @pytest.mark.parametrize("case", range(len(_op_cases())))

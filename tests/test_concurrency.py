@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+import cases
 import lowbit
 from helpers import random_int4, random_int8
 from lowbit import ops
@@ -27,17 +28,19 @@ def calls():
     torch.manual_seed(5)
     q8, s8 = random_int8(N, K)
     q4, s4, z4 = random_int4(N, K, G, False)
-    p8, pd, p4 = ops.pack_a16w8(q8, s8), ops.pack_da8w8(q8, s8), ops.pack_a16w4(q4, s4, z4, G)
+    p4 = ops.pack_a16w4(q4, s4, z4, G)
+    weights = {m: cases.random_weights(m, N, K, G if m in cases.INT4_MODES else None) for m in cases.MODES}
+    packed = {m: cases.pack(m, w, G if m in cases.INT4_MODES else None) for m, w in weights.items()}
     layer = lowbit.QuantLinear.from_linear(nn.Linear(K, N), "a16w4", group_size=G).to(torch.bfloat16)
     out = []
     for i, (m, dtype) in enumerate([(1, torch.bfloat16), (3, torch.float16), (17, torch.float32),
                                     (64, torch.bfloat16), (130, torch.float16)]):
         x = torch.randn(m, K, dtype=dtype)
         b = torch.randn(N, dtype=dtype)
-        out += [(f"a16w8 m={m}", lambda x=x, b=b: ops.linear_a16w8(x, p8, N, b)),
-                (f"da8w8 m={m}", lambda x=x: ops.linear_da8w8(x, pd, N)),
-                (f"a16w4 m={m}", lambda x=x, b=b: ops.linear_a16w4(x, p4, N, G, b)),
-                (f"op a16w4 m={m}", lambda x=x: torch.ops.lowbit.linear_a16w4(x, p4, N, G, None))]
+        out += [(f"{mode} m={m}", lambda x=x, b=b, mode=mode: cases.linear(
+                    mode, x, packed[mode], N, G if mode in cases.INT4_MODES else None, b if i % 2 else None))
+                for mode in cases.MODES]
+        out.append((f"op a16w4 m={m}", lambda x=x: torch.ops.lowbit.linear_a16w4(x, p4, N, G, None)))
         if dtype == torch.bfloat16:
             out.append((f"QuantLinear m={m}", lambda x=x: layer(x)))
     # packing in threads too: the same canonical weights give the same bytes

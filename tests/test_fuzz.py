@@ -15,8 +15,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import U32, UNIT_ROUNDOFF, da8w8_magnitude, int4_fold_magnitude
-from lowbit import formats, ops, reference
+from helpers import U32, UNIT_ROUNDOFF, da8w4_magnitude, da8w8_magnitude, int4_fold_magnitude
+import lowbit
+from lowbit import formats, modes, ops, reference
 
 EXAMPLES = int(os.environ.get("LOWBIT_FUZZ_EXAMPLES", "0"))
 FUZZ = settings(max_examples=EXAMPLES or 60, derandomize=not EXAMPLES, deadline=None, print_blob=True,
@@ -48,12 +49,12 @@ def _a16_bound(x, w64, bias):
 
 @st.composite
 def cases(draw):
-    mode = draw(st.sampled_from(["a16w8", "a16w4", "da8w8"]))
+    mode = draw(st.sampled_from(lowbit.MODES))
     dtype = draw(st.sampled_from([torch.bfloat16, torch.float16, torch.float32]))
     m = draw(st.integers(0, 70))
     n = draw(st.integers(1, 40))
-    if mode == "a16w4":
-        group = draw(st.sampled_from([2, 8, 32, 64, 128]))
+    if modes.get(mode).grouped:
+        group = draw(st.sampled_from([g for g in (2, 8, 32, 64, 128) if g % modes.get(mode).group_multiple == 0]))
         k = group * draw(st.integers(1, max(1, 600 // group)))
     else:
         group = None
@@ -77,7 +78,8 @@ def test_ops_match_reference(c):
     bias = torch.randn(n, generator=g).to(dtype) if c["bias"] else None
     zero_cols = torch.randint(0, n, (max(1, n // 5),), generator=g) if c["zero_scale_cols"] else None
 
-    if c["mode"] == "a16w4":
+    mode = modes.get(c["mode"])
+    if mode.grouped:
         group = c["group"]
         q = torch.randint(0, 16, (n, k), generator=g, dtype=torch.uint8)
         scales = torch.rand(n, k // group, generator=g) * 0.1 + 0.01
@@ -88,10 +90,14 @@ def test_ops_match_reference(c):
         if zero_cols is not None:
             scales[zero_cols] = 0
         packed_q = formats.pack_int4(q)
-        out = ops.linear_a16w4(x, ops.pack_a16w4(packed_q, scales, zeros, group), n, group, bias)
-        ref = reference.linear_a16w4(x, packed_q, scales, zeros, group, bias, dtype=torch.float64)
+        w = {"weight": packed_q, "weight_scale": scales, "weight_zero": zeros}
+        out = ops.linear(mode, x, ops.pack(mode, packed_q, scales, zeros, group), n, group, bias)
+        ref = mode.reference(x, w, group, bias, torch.float64)
         assert out.shape == (m, n) and out.dtype == dtype
-        _assert_within(out, ref, _a16_bound(x, int4_fold_magnitude(packed_q, scales, zeros, group), bias))
+        if mode.dynamic_activations:  # helpers.assert_close_da8w4: exact int32 group sums, K/g + 4 fp32 roundings
+            _assert_within(out, ref, (k // group + 4) * U32 * da8w4_magnitude(x, packed_q, scales, zeros, group, bias))
+        else:
+            _assert_within(out, ref, _a16_bound(x, int4_fold_magnitude(packed_q, scales, zeros, group), bias))
         return
 
     q = torch.randint(-128, 128, (n, k), generator=g, dtype=torch.int8)
@@ -100,15 +106,12 @@ def test_ops_match_reference(c):
     scales = torch.rand(n, generator=g) * 0.02 + 0.001
     if zero_cols is not None:
         scales[zero_cols] = 0
-    if c["mode"] == "a16w8":
-        out = ops.linear_a16w8(x, ops.pack_a16w8(q, scales), n, bias)
-        ref = reference.linear_a16w8(x, q, scales, bias, dtype=torch.float64)
-        assert out.shape == (m, n) and out.dtype == dtype
+    out = ops.linear(mode, x, ops.pack(mode, q, scales), n, None, bias)
+    ref = mode.reference(x, {"weight": q, "weight_scale": scales}, None, bias, torch.float64)
+    assert out.shape == (m, n) and out.dtype == dtype
+    if not mode.dynamic_activations:
         _assert_within(out, ref, _a16_bound(x, reference.dequantize_int8(q, scales), bias))
     else:
-        out = ops.linear_da8w8(x, ops.pack_da8w8(q, scales), n, bias)
-        ref = reference.linear_da8w8(x, q, scales, bias, dtype=torch.float64)
-        assert out.shape == (m, n) and out.dtype == dtype
         _assert_within(out, ref, 4 * U32 * da8w8_magnitude(x, q, scales, bias))  # helpers.assert_close_da8w8: exact int32, 4 fp32 roundings
 
 

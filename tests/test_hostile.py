@@ -12,20 +12,32 @@ import torch
 from torch import nn
 
 import lowbit
+import cases
 from helpers import random_int4, random_int8
 from lowbit import backends, modes, ops, reference
 
 K, N, G = 64, 24, 32
 OP = torch.ops.lowbit
-MODES = ("a16w8", "a16w4", "da8w8")
+MODES = cases.MODES
+
+
+def _g(mode):
+    return G if mode in cases.INT4_MODES else None
 
 
 def _weights():
     q8, s8 = random_int8(N, K)
     q4, s4, z4 = random_int4(N, K, G, False)
-    return SimpleNamespace(q8=q8, s8=s8, p8=ops.pack_a16w8(q8, s8), pd=ops.pack_da8w8(q8, s8), q4=q4, s4=s4, z4=z4,
-                           p4=ops.pack_a16w4(q4, s4, z4, G), x=torch.randn(3, K, dtype=torch.bfloat16),
-                           b=torch.randn(N, dtype=torch.bfloat16))
+    canonical = {m: ({"weight": q4, "weight_scale": s4, "weight_zero": z4} if m in cases.INT4_MODES
+                     else {"weight": q8, "weight_scale": s8}) for m in MODES}
+    packed = {m: cases.pack(m, canonical[m], _g(m)) for m in MODES}
+    return SimpleNamespace(q8=q8, s8=s8, p8=packed["a16w8"], pd=packed["da8w8"], q4=q4, s4=s4, z4=z4,
+                           p4=packed["a16w4"], canonical=canonical, packed=packed,
+                           x=torch.randn(3, K, dtype=torch.bfloat16), b=torch.randn(N, dtype=torch.bfloat16))
+
+
+def _on_meta(w):
+    return SimpleNamespace(packed={m: p.to("meta") for m, p in w.packed.items()})
 
 
 @pytest.fixture(scope="module")
@@ -36,20 +48,17 @@ def w():
 
 def _run(mode, x, w, bias=None, out_features=N):
     """The wrapper of `mode` on w's packed weight of that mode."""
-    if mode == "a16w8":
-        return ops.linear_a16w8(x, w.p8, out_features, bias)
-    if mode == "da8w8":
-        return ops.linear_da8w8(x, w.pd, out_features, bias)
-    return ops.linear_a16w4(x, w.p4, out_features, G, bias)
+    return ops.linear(mode, x, w.packed[mode], out_features, _g(mode), bias)
 
 
 def _run_op(mode, x, w, bias=None, out_features=N, group_size=G):
     """The op itself (no Python checks) on w's packed weight of that mode."""
-    if mode == "a16w8":
-        return OP.linear_a16w8(x, w.p8, out_features, bias)
-    if mode == "da8w8":
-        return OP.linear_da8w8(x, w.pd, out_features, bias)
-    return OP.linear_a16w4(x, w.p4, out_features, group_size, bias)
+    extra = (group_size,) if mode in cases.INT4_MODES else ()
+    return getattr(OP, f"linear_{mode}")(x, w.packed[mode], out_features, *extra, bias)
+
+
+def _run_ref(mode, x, w):
+    return modes.get(mode).reference(x, w.canonical[mode], _g(mode), None, None)
 
 
 def _layer(mode):
@@ -143,14 +152,12 @@ ERROR_CASES = {
                                                                                 dtype=torch.uint8).copy_(w.p8), N),
                        RuntimeError, "packed_weight must be contiguous"),
     # wrong device: CPU tensors mixed with meta ones (all-meta calls are shape inference: test_meta_tensors...)
-    "packed on meta": (lambda m, w: _run(m, w.x, SimpleNamespace(p8=w.p8.to("meta"), pd=w.pd.to("meta"),
-                                                                 p4=w.p4.to("meta"))), ValueError, "one device"),
+    "packed on meta": (lambda m, w: _run(m, w.x, _on_meta(w)), ValueError, "one device"),
     "bias on meta": (lambda m, w: _run(m, w.x, w, w.b.to("meta")), ValueError, "one device"),
     "x on meta": (lambda m, w: _run(m, w.x.to("meta"), w), ValueError, "one device"),
     # the ops themselves: one meta tensor among CPU ones dispatches to the fake kernel, which must refuse it rather
     # than return an unwritten CPU tensor (issue 11, item 2)
-    "op packed on meta": (lambda m, w: _run_op(m, w.x, SimpleNamespace(p8=w.p8.to("meta"), pd=w.pd.to("meta"),
-                                                                       p4=w.p4.to("meta"))), RuntimeError,
+    "op packed on meta": (lambda m, w: _run_op(m, w.x, _on_meta(w)), RuntimeError,
                           "all tensors must be on one device, got x on cpu, packed_weight on meta"),
     "op bias on meta": (lambda m, w: _run_op(m, w.x, w, w.b.to("meta")), RuntimeError,
                         "all tensors must be on one device, got x on cpu, packed_weight on cpu, bias on meta"),
@@ -297,7 +304,7 @@ def test_nan_and_inf_activations_poison_only_their_row(w, mode, m, dtype):
             xb = x.clone()
             xb[row, K // 3] = bad
             out = _run(mode, xb, w, w.b.to(dtype))
-            if bad != bad or mode == "da8w8":  # NaN, or a non-finite row in da8w8: its scale is NaN
+            if bad != bad or modes.get(mode).dynamic_activations:  # NaN, or a non-finite row in da*: scale NaN
                 assert out[row].isnan().all()
             else:  # Inf * w is +-Inf, or NaN where w == 0: never a finite value
                 assert _nonfinite_rows(out)[row]
@@ -312,14 +319,10 @@ def test_nonfinite_and_zero_scales_affect_only_their_column(mode):
     bias = torch.randn(N)
 
     def run(scales):
-        if mode == "a16w4":
-            q4, s4, z4 = random_int4(N, K, G, False)
-            s4 = s4.clone()
-            s4[:, :] = scales[:, None] if scales.dim() == 1 else scales
-            return ops.linear_a16w4(x, ops.pack_a16w4(q4, s4, z4, G), N, G, bias)
-        q8, _ = random_int8(N, K)
-        packed = (ops.pack_a16w8 if mode == "a16w8" else ops.pack_da8w8)(q8, scales)
-        return _run(mode, x, SimpleNamespace(p8=packed, pd=packed), bias)
+        w = cases.random_weights(mode, N, K, _g(mode))
+        w["weight_scale"] = (scales[:, None].expand_as(w["weight_scale"]) if mode in cases.INT4_MODES
+                             else scales).contiguous()
+        return cases.linear(mode, x, cases.pack(mode, w, _g(mode)), N, _g(mode), bias)
 
     base = torch.rand(N) * 0.02 + 0.001
     torch.manual_seed(4)
@@ -343,19 +346,18 @@ def test_nonfinite_and_zero_scales_affect_only_their_column(mode):
 def test_extreme_weights_and_zero_points(mode):
     """-128 int8 weights (the quantizers never make them, the ops accept them) and zero points 0 and 15."""
     x = torch.randn(5, K)
-    if mode == "a16w4":
+    description = modes.get(mode)
+    if description.grouped:
+        extremes = []
         for z in (0, 15):
             q4, s4, _ = random_int4(N, K, G, True)
-            z4 = torch.full((N, K // G), z, dtype=torch.uint8)
-            out = ops.linear_a16w4(x, ops.pack_a16w4(q4, s4, z4, G), N, G)
-            torch.testing.assert_close(out, reference.linear_a16w4(x, q4, s4, z4, G), rtol=1e-5, atol=1e-5)
-        return
-    q8 = torch.full((N, K), -128, dtype=torch.int8)
-    s8 = torch.rand(N) * 0.02
-    packed = (ops.pack_a16w8 if mode == "a16w8" else ops.pack_da8w8)(q8, s8)
-    out = _run(mode, x, SimpleNamespace(p8=packed, pd=packed))
-    ref = (reference.linear_a16w8 if mode == "a16w8" else reference.linear_da8w8)(x, q8, s8)
-    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+            extremes.append({"weight": q4, "weight_scale": s4,
+                             "weight_zero": torch.full((N, K // G), z, dtype=torch.uint8)})
+    else:
+        extremes = [{"weight": torch.full((N, K), -128, dtype=torch.int8), "weight_scale": torch.rand(N) * 0.02}]
+    for c in extremes:
+        out = cases.linear(mode, x, cases.pack(mode, c, _g(mode)), N, _g(mode))
+        cases.check(mode, out, x, c, _g(mode))
 
 
 def test_da8w8_is_exact_at_the_largest_k():
@@ -380,14 +382,6 @@ def test_fp16_overflow_gives_inf_like_the_reference(w):
         assert torch.equal(torch.isinf(out), torch.isinf(ref)) and torch.isinf(out).any()
 
 
-def _run_ref(mode, x, w):
-    if mode == "a16w8":
-        return reference.linear_a16w8(x, w.q8, w.s8)
-    if mode == "da8w8":
-        return reference.linear_da8w8(x, w.q8, w.s8)
-    return reference.linear_a16w4(x, w.q4, w.s4, w.z4, G)
-
-
 @pytest.mark.parametrize("mode", MODES)
 def test_quantlinear_copies_strided_inputs(mode):
     layer = _layer(mode)
@@ -406,11 +400,9 @@ def test_packing_copies_strided_weights(w):
 @pytest.mark.parametrize("mode", MODES)
 def test_meta_tensors_give_shapes_only(w, mode):
     """All-meta calls run the fake kernels (shape inference, as torch.compile does): no data, no error."""
-    meta = SimpleNamespace(p8=w.p8.to("meta"), pd=w.pd.to("meta"), p4=w.p4.to("meta"))
+    meta = _on_meta(w)
     x = torch.empty(7, 2, K, dtype=torch.float16, device="meta")
     for out in (_run(mode, x, meta), _run_op(mode, x, meta)):
         assert out.device.type == "meta" and out.shape == (7, 2, N) and out.dtype == torch.float16
-    packed = {"a16w8": lambda: ops.pack_a16w8(w.q8.to("meta"), w.s8.to("meta")),
-              "da8w8": lambda: ops.pack_da8w8(w.q8.to("meta"), w.s8.to("meta")),
-              "a16w4": lambda: ops.pack_a16w4(w.q4.to("meta"), w.s4.to("meta"), w.z4.to("meta"), G)}[mode]()
-    assert packed.device.type == "meta" and packed.shape == {"a16w8": w.p8, "da8w8": w.pd, "a16w4": w.p4}[mode].shape
+    packed = cases.pack(mode, {k: v.to("meta") for k, v in w.canonical[mode].items()}, _g(mode))
+    assert packed.device.type == "meta" and packed.shape == w.packed[mode].shape

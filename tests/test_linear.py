@@ -5,7 +5,8 @@ import os
 import pytest
 import torch
 
-from helpers import assert_close_a16, assert_close_da8w8, da8w8_magnitude, int4_fold_magnitude, random_int4, random_int8
+import cases
+from helpers import random_int8
 from lowbit import ops, reference
 
 DTYPES = [torch.bfloat16, torch.float16, torch.float32]
@@ -22,59 +23,31 @@ def _bias(n, dtype, with_bias):
     return torch.randn(n, dtype=dtype) if with_bias else None
 
 
+# every mode x its (K, group_size) cases x symmetric (int4 only); ids like "a16w4-k512-g32-asym"
+CASES = [pytest.param(mode, k, g, sym, id=f"{mode}-k{k}-g{g or 'K'}" + ("" if g is None and mode in cases.INT8_MODES
+                                                                          else "-sym" if sym else "-asym"))
+         for mode in cases.MODES for k, g in cases.shapes(mode)
+         for sym in ((True,) if mode in cases.INT8_MODES else (False, True))]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m", MS)
-@pytest.mark.parametrize("k", [64, 200])
-def test_a16w8(m, k, dtype):
-    q, s = random_int8(N, k)
-    packed = ops.pack_a16w8(q, s)
+@pytest.mark.parametrize("mode, k, group_size, symmetric", CASES)
+def test_linear(mode, k, group_size, symmetric, m, dtype):
+    g = group_size or (k if mode in cases.INT4_MODES else None)
+    w = cases.random_weights(mode, N, k, g, symmetric)
+    packed = cases.pack(mode, w, g)
     x, bias = _x(m, k, dtype), _bias(N, dtype, m % 2 == 1)
-    out = ops.linear_a16w8(x, packed, N, bias)
+    out = cases.linear(mode, x, packed, N, g, bias)
     assert out.shape == (m, N) and out.dtype == dtype
-    ref = reference.linear_a16w8(x, q, s, bias, dtype=torch.float64)
-    assert_close_a16(out, ref, x, reference.dequantize_int8(q, s), bias)
+    cases.check(mode, out, x, w, g, bias)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m", MS)
-@pytest.mark.parametrize("group_size", [32, 64, 128, 256, None])
-@pytest.mark.parametrize("symmetric", [False, True])
-def test_a16w4(m, group_size, symmetric, dtype):
-    k = 512 if group_size != 256 else 768
-    g = group_size or k
-    packed_q, s, z = random_int4(N, k, g, symmetric)
-    packed = ops.pack_a16w4(packed_q, s, z, g)
-    x, bias = _x(m, k, dtype), _bias(N, dtype, m % 2 == 0)
-    out = ops.linear_a16w4(x, packed, N, g, bias)
-    assert out.shape == (m, N) and out.dtype == dtype
-    ref = reference.linear_a16w4(x, packed_q, s, z, g, bias, dtype=torch.float64)
-    assert_close_a16(out, ref, x, int4_fold_magnitude(packed_q, s, z, g), bias)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m", MS)
-@pytest.mark.parametrize("k", [64, 203])  # 203: K not a multiple of the 4-byte dot-product step
-def test_da8w8(m, k, dtype):
-    q, s = random_int8(N, k)
-    packed = ops.pack_da8w8(q, s)
-    x, bias = _x(m, k, dtype), _bias(N, dtype, m % 2 == 1)
-    out = ops.linear_da8w8(x, packed, N, bias)
-    assert out.shape == (m, N) and out.dtype == dtype
-    ref = reference.linear_da8w8(x, q, s, bias, dtype=torch.float64)
-    assert_close_da8w8(out, ref, bias, da8w8_magnitude(x, q, s, bias))
-
-
-@pytest.mark.parametrize("mode", ["a16w8", "a16w4", "da8w8"])
+@pytest.mark.parametrize("mode", cases.MODES)
 def test_leading_dims_and_empty_batch(mode):
-    k, n = 128, 24
-    if mode == "a16w4":
-        wq, s, z = random_int4(n, k, 32, False)
-        packed = ops.pack_a16w4(wq, s, z, 32)
-        run = lambda x: ops.linear_a16w4(x, packed, n, 32)  # noqa: E731
-    else:
-        wq, s = random_int8(n, k)
-        packed = getattr(ops, f"pack_{mode}")(wq, s)
-        run = lambda x: getattr(ops, f"linear_{mode}")(x, packed, n)  # noqa: E731
+    k, n, g = 128, 24, 32 if mode in cases.INT4_MODES else None
+    packed = cases.pack(mode, cases.random_weights(mode, n, k, g), g)
+    run = lambda x: cases.linear(mode, x, packed, n, g)  # noqa: E731
     x = torch.randn(2, 3, 5, k, dtype=torch.bfloat16)
     out = run(x)
     assert out.shape == (2, 3, 5, n)
@@ -83,14 +56,14 @@ def test_leading_dims_and_empty_batch(mode):
     assert run(torch.randn(k, dtype=torch.float32)).shape == (n,)
 
 
-def test_large_m_and_k():
+@pytest.mark.parametrize("mode", cases.MODES)
+def test_large_m_and_k(mode):
     """A prefill-sized call: M and K span many row blocks and K-chunks of the tiling."""
-    m, k, n = 300, 1536, 50
-    packed_q, s, z = random_int4(n, k, 128, False)
+    m, k, n, g = 300, 1536, 50, 128 if mode in cases.INT4_MODES else None
+    w = cases.random_weights(mode, n, k, g)
     x = torch.randn(m, k, dtype=torch.bfloat16)
-    out = ops.linear_a16w4(x, ops.pack_a16w4(packed_q, s, z, 128), n, 128)
-    ref = reference.linear_a16w4(x, packed_q, s, z, 128, dtype=torch.float64)
-    assert_close_a16(out, ref, x, reference.dequantize_int4(packed_q, s, z, 128), None)
+    out = cases.linear(mode, x, cases.pack(mode, w, g), n, g)
+    cases.check(mode, out, x, w, g)
 
 
 def test_da8w8_quantization_is_bit_exact():
@@ -135,7 +108,7 @@ def test_da8w8_issue_example_with_tiny_activations():
     torch.testing.assert_close(reference.linear_da8w8(x, q, s), out, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("mode", ["a16w8", "a16w4", "da8w8"])
+@pytest.mark.parametrize("mode", cases.MODES)
 @pytest.mark.parametrize("m", [1, 4, 5, 8, 33])  # decode (M <= 4) and tiled paths, one and several row tiles
 def test_bf16_subnormal_activations_read_as_zero(mode, m):
     """The bf16 dot-product instruction (vdpbf16ps) reads subnormal bf16 inputs as zero, and so does every kernel
@@ -149,21 +122,10 @@ def test_bf16_subnormal_activations_read_as_zero(mode, m):
     x[0] = tiny[0]
     x = x.to(torch.bfloat16)
     assert ((x[0].float().abs() < 2.0 ** -126) & (x[0] != 0)).all()  # really subnormal in bf16
-    if mode == "a16w4":
-        packed_q, s, z = random_int4(n, k, 32, False)
-        out = ops.linear_a16w4(x, ops.pack_a16w4(packed_q, s, z, 32), n, 32)
-        ref = reference.linear_a16w4(x, packed_q, s, z, 32, dtype=torch.float64)
-        assert_close_a16(out, ref, reference.activations(x), int4_fold_magnitude(packed_q, s, z, 32), None)
-    elif mode == "a16w8":
-        q, s = random_int8(n, k)
-        out = ops.linear_a16w8(x, ops.pack_a16w8(q, s), n)
-        ref = reference.linear_a16w8(x, q, s, dtype=torch.float64)
-        assert_close_a16(out, ref, reference.activations(x), reference.dequantize_int8(q, s), None)
-    else:
-        q, s = random_int8(n, k)
-        out = ops.linear_da8w8(x, ops.pack_da8w8(q, s), n)
-        ref = reference.linear_da8w8(x, q, s, dtype=torch.float64)
-        assert_close_da8w8(out, ref, None, da8w8_magnitude(reference.activations(x), q, s, None))
+    g = 32 if mode in cases.INT4_MODES else None
+    w = cases.random_weights(mode, n, k, g)
+    out = cases.linear(mode, x, cases.pack(mode, w, g), n, g)
+    cases.check(mode, out, x, w, g)
     assert (out[0] == 0).all(), out[0]
 
 
@@ -197,17 +159,11 @@ def test_huge_activations_with_tiny_scales_stay_finite(dtype, m):
     x[0, 5] = 3e38                                 # one huge element
     x[m - 1] = torch.randn(k) * 1e34               # a whole row near the limit (its sums would overflow too)
     x = x.to(dtype)
-    q, _ = random_int8(n, k)
-    s = torch.full((n,), 1e-20)
-    out = ops.linear_a16w8(x, ops.pack_a16w8(q, s), n)
-    assert torch.isfinite(out).all()
-    assert_close_a16(out, reference.linear_a16w8(x, q, s, dtype=torch.float64), x, reference.dequantize_int8(q, s), None)
-    out = ops.linear_da8w8(x, ops.pack_da8w8(q, s), n)
-    assert torch.isfinite(out).all()
-    assert_close_da8w8(out, reference.linear_da8w8(x, q, s, dtype=torch.float64), None, da8w8_magnitude(x, q, s, None))
-    packed_q, s4, z4 = random_int4(n, k, 32, False)
-    s4 = torch.full_like(s4, 1e-20)
-    out = ops.linear_a16w4(x, ops.pack_a16w4(packed_q, s4, z4, 32), n, 32)
-    assert torch.isfinite(out).all()
-    assert_close_a16(out, reference.linear_a16w4(x, packed_q, s4, z4, 32, dtype=torch.float64), x,
-                     int4_fold_magnitude(packed_q, s4, z4, 32), None)
+    for mode in cases.MODES:
+        g = 32 if mode in cases.INT4_MODES else None
+        w = cases.random_weights(mode, n, k, g)
+        w["weight_scale"] = torch.full_like(w["weight_scale"], 1e-20)
+        out = cases.linear(mode, x, cases.pack(mode, w, g), n, g)
+        assert torch.isfinite(out).all(), mode
+        cases.check(mode, out, x, w, g)
+

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import lowbit
-from lowbit import formats, reference
+from lowbit import formats, modes, reference
 from lowbit.nn import QuantLinear
 
 
@@ -54,8 +54,8 @@ def test_quant_linear_matches_its_dequantized_weight(mode):
     x = torch.randn(6, 128, dtype=torch.bfloat16)
     with torch.no_grad():
         out = q(x)
-        if mode == "da8w8":
-            ref = reference.linear_da8w8(x, q.weight, q.weight_scale, q.bias)
+        if modes.get(mode).dynamic_activations:  # the activation rounding is part of the mode
+            ref = modes.get(mode).reference(x, q.canonical(), q.group_size, q.bias, None)
         else:
             ref = x.double() @ q.dequantized_weight().double().T + lin.bias.double()
         # within a few bf16 roundings of the output (see helpers.assert_close_a16 for the exact bound)

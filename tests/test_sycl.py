@@ -18,9 +18,10 @@ import pytest
 import torch
 from torch import nn
 
+import cases
 import lowbit
-from helpers import assert_close_a16, assert_close_da8w8, da8w8_magnitude, random_int4, random_int8
-from lowbit import ops, reference
+from helpers import random_int4, random_int8
+from lowbit import modes, ops, reference
 
 ROOT = Path(__file__).resolve().parents[1]
 DTYPES = [torch.bfloat16, torch.float16, torch.float32]
@@ -72,51 +73,34 @@ def _bias(n, dtype, with_bias):
     return torch.randn(n, dtype=dtype) if with_bias else None
 
 
+def _sycl_cases():
+    """Every mode x (K, group_size) x symmetric: int8 with a partial last 4-byte word (K = 203); int4 with the usual
+    group sizes, per channel, and groups that are not a multiple of 8 (partial words) where the mode takes them."""
+    out = []
+    for mode in cases.MODES:
+        if mode in cases.INT8_MODES:
+            out += [pytest.param(mode, k, None, True, id=f"{mode}-k{k}") for k in (64, 203)]
+            continue
+        for k, g in [(512, 32), (512, 128), (768, 256), (512, None), (60, 6), (40, 10), (36, 2), (200, None)]:
+            if modes.get(mode).group_size_error(k, g or k) is None:
+                out += [pytest.param(mode, k, g, sym, id=f"{mode}-k{k}-g{g or 'K'}-{'sym' if sym else 'asym'}")
+                        for sym in (False, True)]
+    return out
+
+
 @needs_sycl
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m", MS)
-@pytest.mark.parametrize("k", [64, 203])  # 203: a partial last 4-byte word
-def test_a16w8(routed, path, m, k, dtype):
-    q, s = random_int8(N, k)
-    packed = ops.pack_a16w8(q, s)
-    assert packed.shape == lowbit.sycl.packed_shape("a16w8", N, k)
+@pytest.mark.parametrize("mode, k, group_size, symmetric", _sycl_cases())
+def test_linear(routed, path, mode, k, group_size, symmetric, m, dtype):
+    g = group_size or (k if mode in cases.INT4_MODES else None)
+    w = cases.random_weights(mode, N, k, g, symmetric)
+    packed = cases.pack(mode, w, g)
+    assert packed.shape == lowbit.sycl.packed_shape(mode, N, k, g)
     x, bias = torch.randn(m, k, dtype=dtype), _bias(N, dtype, m % 2 == 1)
-    out = ops.linear_a16w8(x, packed, N, bias)
+    out = cases.linear(mode, x, packed, N, g, bias)
     assert out.shape == (m, N) and out.dtype == dtype
-    ref = reference.linear_a16w8(x, q, s, bias, dtype=torch.float64)
-    assert_close_a16(out, ref, x, reference.dequantize_int8(q, s), bias)
-
-
-@needs_sycl
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m", MS)
-@pytest.mark.parametrize("k, group_size", [(512, 32), (512, 128), (768, 256), (512, None),
-                                           (60, 6), (40, 10), (36, 2), (200, None)])  # g % 8 != 0: partial words
-@pytest.mark.parametrize("symmetric", [False, True])
-def test_a16w4(routed, path, m, k, group_size, symmetric, dtype):
-    g = group_size or k
-    packed_q, s, z = random_int4(N, k, g, symmetric)
-    packed = ops.pack_a16w4(packed_q, s, z, g)
-    assert packed.shape == lowbit.sycl.packed_shape("a16w4", N, k, g)
-    x, bias = torch.randn(m, k, dtype=dtype), _bias(N, dtype, m % 2 == 0)
-    out = ops.linear_a16w4(x, packed, N, g, bias)
-    assert out.shape == (m, N) and out.dtype == dtype
-    ref = reference.linear_a16w4(x, packed_q, s, z, g, bias, dtype=torch.float64)
-    assert_close_a16(out, ref, x, reference.dequantize_int4(packed_q, s, z, g), bias)
-
-
-@needs_sycl
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m", MS)
-@pytest.mark.parametrize("k", [64, 203])  # 203: K4 padding of the activations and weights
-def test_da8w8(routed, path, m, k, dtype):
-    q, s = random_int8(N, k)
-    packed = ops.pack_da8w8(q, s)
-    x, bias = torch.randn(m, k, dtype=dtype), _bias(N, dtype, m % 2 == 1)
-    out = ops.linear_da8w8(x, packed, N, bias)
-    assert out.shape == (m, N) and out.dtype == dtype
-    ref = reference.linear_da8w8(x, q, s, bias, dtype=torch.float64)
-    assert_close_da8w8(out, ref, bias, da8w8_magnitude(x, q, s, bias))
+    cases.check(mode, out, x, w, g, bias)
 
 
 @needs_sycl
@@ -155,7 +139,7 @@ def test_da8w8_quantization_is_bit_exact(routed, path):
 
 
 @needs_sycl
-@pytest.mark.parametrize("mode", ["a16w8", "a16w4", "da8w8"])
+@pytest.mark.parametrize("mode", cases.MODES)
 def test_quant_linear_follows_the_switch(mode):
     """QuantLinear repacks when the route changes, and the SYCL and native kernels agree to the tolerance."""
     torch.manual_seed(1)
@@ -276,41 +260,33 @@ def test_op_suite_through_the_sycl_path():
 
 
 @needs_sycl
-@pytest.mark.parametrize("mode", ["a16w8", "a16w4", "da8w8"])
+@pytest.mark.parametrize("mode", cases.MODES)
 def test_opcheck_lowbit_sycl_ops(mode):
     """Schemas, fake kernels and dispatcher registration of the lowbit_sycl ops agree (torch.library.opcheck)."""
     k, n = 64, 20
+    g = 32 if mode in cases.INT4_MODES else None
     x = torch.randn(3, k, dtype=torch.bfloat16)
     bias = torch.randn(n, dtype=torch.bfloat16)
-    if mode == "a16w4":
-        wq, s, z = random_int4(n, k, 32, False)
-        torch.library.opcheck(torch.ops.lowbit_sycl.pack_a16w4, (wq, s, z, 32))
-        packed = torch.ops.lowbit_sycl.pack_a16w4(wq, s, z, 32)
-        torch.library.opcheck(torch.ops.lowbit_sycl.linear_a16w4, (x, packed, n, 32, bias))
-    else:
-        wq, s = random_int8(n, k)
-        torch.library.opcheck(getattr(torch.ops.lowbit_sycl, f"pack_{mode}"), (wq, s))
-        packed = getattr(torch.ops.lowbit_sycl, f"pack_{mode}")(wq, s)
-        torch.library.opcheck(getattr(torch.ops.lowbit_sycl, f"linear_{mode}"), (x, packed, n, bias))
+    args = modes.get(mode).weights.pack_args(cases.random_weights(mode, n, k, g), g)
+    torch.library.opcheck(getattr(torch.ops.lowbit_sycl, f"pack_{mode}"), args)
+    packed = getattr(torch.ops.lowbit_sycl, f"pack_{mode}")(*args)
+    extra = (g,) if g else ()
+    torch.library.opcheck(getattr(torch.ops.lowbit_sycl, f"linear_{mode}"), (x, packed, n, *extra, bias))
 
 
 @needs_sycl
-@pytest.mark.parametrize("mode", ["a16w8", "a16w4", "da8w8"])
+@pytest.mark.parametrize("mode", cases.MODES)
 def test_empty_k_is_refused_not_left_unwritten(mode):
     """x [3, 0] with a packing shaped for K = 0 (issue 11, item 1): the native op raises, and so must the SYCL op
     (it used to return a [3, N] tensor it never wrote); the wrappers raise ValueError before reaching it."""
     op = getattr(torch.ops.lowbit_sycl, f"linear_{mode}")
     x = torch.randn(3, 0)
-    rows = 0 if mode == "a16w4" else 1
-    packed = torch.zeros(2, rows, 64, 4, dtype=torch.uint8)
-    args = (x, packed, 70, 32, None) if mode == "a16w4" else (x, packed, 70, None)
+    g = 32 if mode in cases.INT4_MODES else None
+    packed = torch.zeros(2, lowbit.sycl.packed_shape(mode, 70, 0, g or 2)[1], 64, 4, dtype=torch.uint8)
     with pytest.raises(RuntimeError, match="K must be positive"):
-        op(*args)
+        op(x, packed, 70, *((g,) if g else ()), None)
     with lowbit.sycl.route_cpu(), pytest.raises(ValueError, match="K must be positive"):
-        if mode == "a16w4":
-            ops.linear_a16w4(x, packed, 70, 32)
-        else:
-            getattr(ops, f"linear_{mode}")(x, packed, 70)
+        ops.linear(mode, x, packed, 70, g)
 
 
 @needs_sycl
