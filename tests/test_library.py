@@ -108,6 +108,7 @@ def test_wheel_holds_no_emulated_variant(wheel):
     """Even when built from an environment with LOWBIT_EMULATED_ISAS=1 (make test), a wheel is native only."""
     library = zipfile.ZipFile(wheel).read("lowbit/liblowbit_cpu.so")
     assert b"avx512_bf16" in library and b"avx512_bf16-emu" not in library and b"avx512_vnni-emu" not in library
+    assert b"amx" in library and b"amx-emu" not in library
 
 
 def _version(text):

@@ -2,7 +2,8 @@
 // per output element from the SDM's definitions, against hand-worked cases of the bf16 rounding order and
 // denormal handling, for the load / store bounds and zeroing, and for the operand checks that fault on hardware.
 // Where the CPU has AMX (and the OS grants tile data), also against the hardware on random tiles (amx_native.cpp).
-// Built only with LOWBIT_EMULATED_ISAS, with the emulated variants' flags.
+// Built in every test build (no SIMDe needed), so scripts/hardware-check.sh compares it with the hardware on AMX
+// machines.
 #define LOWBIT_TEST_MAIN
 #include "check.h"
 
@@ -12,7 +13,8 @@
 #include <random>
 #include <stdexcept>
 
-#include "cpu/kernels/x86_intrinsics.h"  // first, as in the kernels: the emulation replaces GCC's tile macros
+#include <immintrin.h>  // first, as in the emulated kernels: the emulation replaces GCC's tile macros
+
 #include "cpu/kernels/amx_emulation.h"
 
 // amx_native.cpp: config, then C (+)= A x B with the real instruction ("bf16", "ssd", "usd") into c (16 x 64
