@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Throughput estimates of the AVX-512 inner loops on CPUs you may not have, from llvm-mca's scheduling models.
+"""Throughput estimates of the AVX-512 and AMX inner loops on CPUs you may not have, from llvm-mca's scheduling
+models (AMX tile products, which llvm-mca 14 does not model, at Intel's documented throughput).
 
     scripts/mca_estimates.py                          # sapphirerapids and icelake-server
     scripts/mca_estimates.py --mcpu znver4 --llvm-mca llvm-mca-19
 
-Compiles each AVX-512 kernel file to assembly with the variant's flags (g++), finds its innermost loops (a block
+Compiles each AVX-512 / AMX kernel file to assembly with the variant's flags (g++), finds its innermost loops (a block
 that jumps back to its own label and holds the instruction of interest), and runs llvm-mca on each loop body.
 Prints cycles per iteration and what one iteration does. These are estimates of a model, not measurements:
 they ignore memory (every load hits L1) and can be off by tens of percent; use them to compare designs.

@@ -47,7 +47,7 @@ def test_emulated_variants_exist_exactly_in_test_builds():
     any x86-64 machine; `make build` and wheels never contain them."""
     emulated = [v for v in lowbit.supported_cpu_isas() if v.endswith("-emu")]
     if os.environ.get("LOWBIT_EMULATED_ISAS") == "1":
-        assert set(emulated) >= {"avx512_vnni-emu", "avx512_bf16-emu"}, emulated
+        assert set(emulated) >= {"avx512_vnni-emu", "avx512_bf16-emu", "amx-emu"}, emulated
     r = _run_python("import lowbit; print(lowbit.cpu_isa())", LOWBIT_CPU_ISA="avx512_bf16-emu")
     if emulated:
         assert r.returncode == 0 and r.stdout.strip() == "avx512_bf16-emu", r.stderr[-2000:]
