@@ -67,6 +67,12 @@ done
 stage "benchmark" "$OUT/bench.txt" "$PY" -m lowbit.bench --shapes 4096x4096 --m 1 8 32 128 --budget 1 \
   --out "$OUT/bench"
 grep -E '^lowbit|^ +K x N|^ +[0-9]+ x' "$OUT/bench.txt" | tee -a "$OUT/summary.txt"
+# AMX is opt-in until it has passed here (README "AMX"): its benchmark too, where the CPU has it
+if [[ " $VARIANTS " == *" amx "* ]]; then
+  stage "benchmark (LOWBIT_CPU_ISA=amx)" "$OUT/bench-amx.txt" env LOWBIT_CPU_ISA=amx "$PY" -m lowbit.bench \
+    --shapes 4096x4096 --m 1 8 32 128 --budget 1 --out "$OUT/bench-amx"
+  grep -E '^lowbit|^ +K x N|^ +[0-9]+ x' "$OUT/bench-amx.txt" | tee -a "$OUT/summary.txt"
+fi
 
 if [ "$FAILED" = 0 ]; then say "== all stages passed"; else say "== some stage FAILED"; fi
 say "== output in $OUT"

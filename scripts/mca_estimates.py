@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Throughput estimates of the AVX-512 inner loops on CPUs you may not have, from llvm-mca's scheduling models.
+"""Throughput estimates of the AVX-512 and AMX inner loops on CPUs you may not have, from llvm-mca's scheduling
+models (AMX tile products, which llvm-mca 14 does not model, at Intel's documented throughput).
 
     scripts/mca_estimates.py                          # sapphirerapids and icelake-server
     scripts/mca_estimates.py --mcpu znver4 --llvm-mca llvm-mca-19
 
-Compiles each AVX-512 kernel file to assembly with the variant's flags (g++), finds its innermost loops (a block
+Compiles each AVX-512 / AMX kernel file to assembly with the variant's flags (g++), finds its innermost loops (a block
 that jumps back to its own label and holds the instruction of interest), and runs llvm-mca on each loop body.
 Prints cycles per iteration and what one iteration does. These are estimates of a model, not measurements:
 they ignore memory (every load hits L1) and can be off by tens of percent; use them to compare designs.
@@ -21,8 +22,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 FLAGS = ["-std=c++17", "-O3", "-ffp-contract=off", "-fno-math-errno", "-mavx512f", "-mavx512bw", "-mavx512vl",
          "-mavx512dq", "-mavx512vnni", "-mfma", "-mf16c", "-w"]
+AMX = ["-mavx512bf16", "-mamx-tile", "-mamx-int8", "-mamx-bf16"]
+# The tile products: llvm-mca 14 has no scheduling model for AMX (its sapphirerapids is the Skylake-X model, where
+# every tile instruction is an unmodelled placeholder of 100 cycles), so their loops are reported with Intel's
+# documented throughput instead: one TDPBF16PS / TDPBSSD per 16 cycles per core (16 x 16 x 32 bf16 or 16 x 16 x
+# 64 int8 multiply-adds), the tile loads overlapping them.
+TDP_CYCLES = 16
 # (variant folder, file, instruction of interest, extra flags)
 KERNELS = [
+    ("amx", "linear_bf16.cpp", "tdpbf16ps", AMX),
+    ("amx", "gemm_s8.cpp", "tdpbssd", AMX),
+    ("amx", "linear_bf16.cpp", "vperm", AMX),   # int8 / int4 -> bf16 pairs, the B tiles of a chunk
+    ("amx", "linear_bf16.cpp", "vfmadd", AMX),  # a16w4: folding a group's C tiles into the output
     ("avx512_bf16", "linear_bf16.cpp", "vdpbf16ps", ["-mavx512bf16"]),
     ("avx512_vnni", "gemm_s8.cpp", "vpdpbusd", []),
     ("avx512_vnni", "gemm_f32.cpp", "vfmadd", []),
@@ -31,17 +42,19 @@ KERNELS = [
 
 
 def loops(asm: str):
-    """(function, label, body lines) of every block that ends by jumping back to its own label."""
+    """(function, label, body lines) of every block that jumps back to its own label (the body up to that jump;
+    GCC may place a loop's exit code after its backward branch, before the next label)."""
     fn, label, body = None, None, []
     for line in asm.splitlines():
         if re.match(r"^_Z\S*:$", line):
             fn = line[:-1]
         if re.match(r"^(\.L\w+|_Z\S*):$", line):
-            if label and body and any(re.match(r"\s*j\w+\s+" + re.escape(label) + r"\s*$", b) for b in body[-2:]):
-                yield fn, label, body
             label, body = line[:-1], []
-        elif line.startswith("\t") and not line.startswith("\t."):
+        elif label and line.startswith("\t") and not line.startswith("\t."):
             body.append(line)
+            if re.match(r"\s*j\w+\s+" + re.escape(label) + r"\s*$", line):
+                yield fn, label, body
+                label, body = None, []
 
 
 def cycles_per_iteration(llvm_mca: str, mcpu: str, body, work: Path) -> float:
@@ -79,7 +92,10 @@ def main() -> int:
                 if (func, n) in seen:
                     continue
                 seen.add((func, n))
-                est = ", ".join(f"{c} {cycles_per_iteration(args.llvm_mca, c, body, work):.1f}" for c in args.mcpu)
+                if insn.startswith("tdp"):
+                    est = f"not modelled by llvm-mca; >= {n * TDP_CYCLES} by Intel's TDP throughput"
+                else:
+                    est = ", ".join(f"{c} {cycles_per_iteration(args.llvm_mca, c, body, work):.1f}" for c in args.mcpu)
                 loads = sum(bool(re.search(r"\(%", b)) for b in body)
                 print(f"{variant}/{name:15s} {func[:60]:60s} {n:2d} x {insn:9s} {len(body):3d} instr "
                       f"{loads:2d} mem | cycles/iter: {est}")

@@ -47,7 +47,7 @@ def test_emulated_variants_exist_exactly_in_test_builds():
     any x86-64 machine; `make build` and wheels never contain them."""
     emulated = [v for v in lowbit.supported_cpu_isas() if v.endswith("-emu")]
     if os.environ.get("LOWBIT_EMULATED_ISAS") == "1":
-        assert set(emulated) >= {"avx512_vnni-emu", "avx512_bf16-emu"}, emulated
+        assert set(emulated) >= {"avx512_vnni-emu", "avx512_bf16-emu", "amx-emu"}, emulated
     r = _run_python("import lowbit; print(lowbit.cpu_isa())", LOWBIT_CPU_ISA="avx512_bf16-emu")
     if emulated:
         assert r.returncode == 0 and r.stdout.strip() == "avx512_bf16-emu", r.stderr[-2000:]
@@ -108,6 +108,7 @@ def test_wheel_holds_no_emulated_variant(wheel):
     """Even when built from an environment with LOWBIT_EMULATED_ISAS=1 (make test), a wheel is native only."""
     library = zipfile.ZipFile(wheel).read("lowbit/liblowbit_cpu.so")
     assert b"avx512_bf16" in library and b"avx512_bf16-emu" not in library and b"avx512_vnni-emu" not in library
+    assert b"amx" in library and b"amx-emu" not in library
 
 
 def _version(text):

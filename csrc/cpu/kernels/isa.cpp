@@ -13,6 +13,7 @@ struct Variant {
   const char* name;
   const char* parent;      // the variant whose table this one starts from (nullptr: none, it fills every field)
   bool emulated;           // built through SIMDe: correct anywhere, slow, chosen only when asked for
+  bool opt_in;             // native but not yet verified on hardware: chosen only when asked for (OPT_IN)
   bool (*runs_here)();     // __builtin_cpu_supports also checks that the OS saves the vector state (XGETBV)
   void (*fill)(KernelTable&);
 };
@@ -78,7 +79,7 @@ struct Choice {
 Choice choose() {
   Choice c;
   for (const Variant& v : kVariants)
-    if (!v.emulated && runs_here(v)) {
+    if (!v.emulated && !v.opt_in && runs_here(v)) {
       c.table = table_of(v);
       break;
     }
@@ -109,12 +110,14 @@ const Choice& choice() {
 }  // namespace
 
 std::vector<std::string> supported_isas() {
-  std::vector<std::string> native, emulated;
+  std::vector<std::string> native, opt_in, emulated;
   for (const Variant& v : kVariants)
-    if (runs_here(v)) (v.emulated ? emulated : native).emplace_back(v.name);
-  // generic stays last: native best-first, then the emulated ones
+    if (runs_here(v)) (v.emulated ? emulated : v.opt_in ? opt_in : native).emplace_back(v.name);
+  // generic stays last: the native ones CPUID may choose best-first (the first is the default), then the
+  // opt-in ones, then the emulated ones
   const std::string last = native.back();
   native.pop_back();
+  native.insert(native.end(), opt_in.begin(), opt_in.end());
   native.insert(native.end(), emulated.begin(), emulated.end());
   native.push_back(last);
   return native;

@@ -1,5 +1,5 @@
 // Which instruction-set variant runs: chosen once, on first use, from CPUID (the best native variant this CPU
-// runs) or the LOWBIT_CPU_ISA environment variable (any variant this CPU runs, emulated ones included, so tests
+// runs, opt-in ones excepted) or the LOWBIT_CPU_ISA environment variable (any variant this CPU runs, emulated ones included, so tests
 // can force each of them).
 //
 // The variants and their order come from the lowbit_add_variant() calls in CMakeLists.txt. A variant's table
@@ -14,8 +14,9 @@
 
 namespace lowbit::cpu {
 
-// Variants this CPU can execute: native ones best first, then emulated ones ("<name>-emu", built only with
-// LOWBIT_EMULATED_ISAS; never chosen unless asked for), "generic" last.
+// Variants this CPU can execute: native ones best first (the first is the default), then native opt-in ones
+// (not yet verified on hardware: never chosen unless asked for), then emulated ones ("<name>-emu", built only
+// with LOWBIT_EMULATED_ISAS; never chosen unless asked for), "generic" last.
 std::vector<std::string> supported_isas();
 // The complete table of a variant this CPU runs, by name; nullptr for any other name.
 const KernelTable* find_kernels(const std::string& name);
