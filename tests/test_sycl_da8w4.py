@@ -30,8 +30,10 @@ from lowbit._sycl_da8w4_layout import _sycl_da8w4
 DTYPES = [torch.bfloat16, torch.float16, torch.float32]
 MS = [0, 1, 3, 17, 67]  # 67: a partial 32-row tile and a partial 4-row block
 N = 77  # not a multiple of 64: a partial panel (and a partial 32-column tile)
-# (K, group_size): g = 8, 32, 64, 128 and per channel; K = 136 and 200 are not multiples of the 32-wide tile step
-KG = [(64, 8), (136, 8), (256, 32), (320, 64), (384, 128), (200, 200), (2048, 128)]
+# (K, group_size): g = 8, 32, 64, 128 and per channel; K = 136 and 200 are not multiples of the 32-wide tile step;
+# K/g = 65 groups and more: the quantize kernel sums the groups of xq one per work-item (64 a row), fewer are
+# summed by the whole work-group
+KG = [(64, 8), (136, 8), (520, 8), (256, 32), (320, 64), (384, 128), (200, 200), (2048, 128)]
 # (LOWBIT_SYCL_TILED_MIN_M, LOWBIT_SYCL_DECODE_COLS) forcing each launch path: rows = the decode kernels as the CPU
 # device picks them (8 columns per work-item at M = 1), rows-1col = one column per work-item (a GPU's choice)
 PATHS = {"rows": ("1000000000", ""), "rows-1col": ("1000000000", "1"), "tiled": ("0", "")}
