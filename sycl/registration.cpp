@@ -339,7 +339,7 @@ Prepared prepare(const Tensor& x, const Tensor& packed, int64_t N, const std::op
   return p;
 }
 
-// Launch geometry shared by the three modes: dimension 1 = columns, dimension 0 = rows (kernels/common.h).
+// Launch geometry shared by every mode: dimension 1 = columns, dimension 0 = rows (kernels/common.h).
 struct Geometry {
   std::string kernel;  // e.g. "a16w4_rows4_BF16"
   sycl::nd_range<2> range;

@@ -380,3 +380,16 @@ def test_a_packing_of_another_mode_is_refused():
     q8 = torch.randint(-127, 128, (N, k), dtype=torch.int8)
     with pytest.raises(RuntimeError, match="does not match"):
         op.linear_da8w4(x, op.pack_da8w8(q8, torch.ones(N)), N, g, None)
+
+
+@needs_sycl
+@pytest.mark.parametrize("k, g", [(136, 8), (144, 16), (40, 8)])
+def test_blocks_past_k_never_close_a_group(path, k, g):
+    """The tiled path steps 32 elements at a time; when K is not a multiple of 32 the last step has blocks past K.
+    They must not count as a group's end (they would scale a zero sum by the word after the last scale: the first
+    zero-point word, here 0xFFF..... = NaN, from zero points 15 in groups 5, 6 and 7)."""
+    q, _, scales, zeros = random_weight(N, k, g, False)
+    zeros[:, 5:8] = 15
+    x = torch.randn(40, k)
+    for m in (1, 3, 40):
+        assert_close(run(x[:m], q, scales, zeros, g), x[:m], q, scales, zeros, g, None)
