@@ -393,3 +393,27 @@ def test_blocks_past_k_never_close_a_group(path, k, g):
     x = torch.randn(40, k)
     for m in (1, 3, 40):
         assert_close(run(x[:m], q, scales, zeros, g), x[:m], q, scales, zeros, g, None)
+
+
+@needs_sycl
+@pytest.mark.parametrize("seed", range(24))
+def test_random_shapes(monkeypatch, seed):
+    """Random shapes, group sizes (any multiple of 8 dividing K), paths, dtypes and zero points, each seed its own."""
+    gen = torch.Generator().manual_seed(1000 + seed)
+
+    def pick(n):
+        return int(torch.randint(0, n, (1,), generator=gen))
+
+    k = 8 * (1 + pick(96))
+    group_sizes = [d for d in range(8, k + 1, 8) if k % d == 0]
+    g = group_sizes[pick(len(group_sizes))]
+    n, m = 1 + pick(150), pick(41)
+    dtype, symmetric = DTYPES[pick(3)], bool(pick(2))
+    tiled_min_m, decode_cols = PATHS[list(PATHS)[pick(3)]]
+    monkeypatch.setenv("LOWBIT_SYCL_TILED_MIN_M", tiled_min_m)
+    monkeypatch.setenv("LOWBIT_SYCL_DECODE_COLS", decode_cols)
+    torch.manual_seed(seed)
+    q, _, scales, zeros = random_weight(n, k, g, symmetric)
+    x = (torch.randn(m, k) * torch.rand(m, 1) * 10).to(dtype)
+    bias = torch.randn(n, dtype=dtype) if pick(2) else None
+    assert_close(run(x, q, scales, zeros, g, bias), x, q, scales, zeros, g, bias)
