@@ -16,6 +16,7 @@
 #include <torch/csrc/stable/tensor.h>
 #include <torch/headeronly/core/ScalarType.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <limits>
@@ -46,6 +47,33 @@ constexpr size_t kPrepLocal = 64;  // work-group of the decode prepasses (1-D, b
 // ---------------------------------------------------------------- layouts (kernels/pack.sycl)
 int64_t rows_int8(int64_t K) { return (K + 3) / 4 + 1; }  // a16w8 and da8w8: weight words + scales
 int64_t rows_int4(int64_t K, int64_t g) { return (K + 7) / 8 + 2 * (K / g); }  // words + scales + zeros
+// da8w4: nibble words + scales + zero points as nibbles, 8 groups a word (K a multiple of 8)
+int64_t rows_da8w4(int64_t K, int64_t g) { return K / 8 + K / g + (K / g + 7) / 8; }
+
+// da8w4's group size: a multiple of 8 (a group is whole packed words, kernels/da8w4.sycl) dividing K, and small
+// enough that a group's int32 dot product sum (q - z) * xq, |q - z| <= 15 and |xq| <= 127, cannot overflow.
+constexpr int64_t kMaxGroupDa8w4 = INT32_MAX / (15 * 127);
+
+void check_da8w4_group_size(int64_t group_size) {
+  STD_TORCH_CHECK(group_size > 0 && group_size % 8 == 0,
+                  "lowbit: da8w4 needs group_size to be a positive multiple of 8, got ", group_size);
+  STD_TORCH_CHECK(group_size <= kMaxGroupDa8w4, "lowbit: da8w4 supports group_size <= ", kMaxGroupDa8w4,
+                  " (exact int32 group sums: 15 * 127 * group_size <= 2^31 - 1), got group_size = ", group_size);
+}
+
+// The error for a da8w4 packing whose rows per panel (`got`) are not those of (K, group_size): another group
+// size for this K (group_size is wrong), else another in_features (x is).
+[[noreturn]] void da8w4_size_mismatch(int64_t got, int64_t K, int64_t group_size) {
+  if (K % 8 == 0) {
+    for (int64_t g = 8; g <= std::min(K, kMaxGroupDa8w4); g += 8) {
+      STD_TORCH_CHECK(K % g != 0 || rows_da8w4(K, g) != got, "lowbit: group_size = ", group_size,
+                      " does not match packed_weight, whose size is that of group_size = ", g, " for K = ", K);
+    }
+  }
+  STD_TORCH_CHECK(false, "lowbit: x.size(-1) = ", K,
+                  " does not match the in_features packed_weight was packed for (da8w4)");
+  __builtin_unreachable();
+}
 
 // ---------------------------------------------------------------- checks
 void check_device(const Tensor& t, const char* name) {
@@ -202,7 +230,8 @@ int64_t max_zero(const Tensor& zeros) {
   return *m.const_data_ptr<uint8_t>();
 }
 
-Tensor pack_a16w4(Tensor weight, Tensor scales, std::optional<Tensor> zeros, int64_t group_size) {
+// Device checks of an int4 weight's tensors (a16w4, da8w4).
+void check_int4_devices(const Tensor& weight, const Tensor& scales, const std::optional<Tensor>& zeros) {
   check_device(weight, "weight");
   check_device(scales, "scales");
   check_same_device(weight, scales, "weight", "scales");
@@ -210,17 +239,38 @@ Tensor pack_a16w4(Tensor weight, Tensor scales, std::optional<Tensor> zeros, int
     check_device(*zeros, "zeros");
     check_same_device(weight, *zeros, "weight", "zeros");
   }
+}
+
+// The zero points' data after checking their range (nullptr when symmetric).
+const uint8_t* checked_zeros(const std::optional<Tensor>& zeros) {
+  if (!zeros) return nullptr;
+  const int64_t zmax = max_zero(*zeros);
+  STD_TORCH_CHECK(zmax <= 15, "lowbit: zeros must be in 0..15, found ", zmax);
+  return zeros->const_data_ptr<uint8_t>();
+}
+
+Tensor pack_a16w4(Tensor weight, Tensor scales, std::optional<Tensor> zeros, int64_t group_size) {
+  check_int4_devices(weight, scales, zeros);
   const auto [N, K, groups] = check_int4_weight(weight, scales, zeros, group_size);
-  const uint8_t* z = nullptr;
-  if (zeros) {
-    const int64_t zmax = max_zero(*zeros);
-    STD_TORCH_CHECK(zmax <= 15, "lowbit: zeros must be in 0..15, found ", zmax);
-    z = zeros->const_data_ptr<uint8_t>();
-  }
+  const uint8_t* z = checked_zeros(zeros);
   const int64_t rows = rows_int4(K, group_size);
   Tensor out = new_packed(weight, rows, N);
   Launcher run(weight);
   run("pack.sycl", "pack_int4", size_t(out.numel() / 4), kRowsLocal, weight.const_data_ptr<uint8_t>(),
+      scales.const_data_ptr<float>(), z, static_cast<uint32_t*>(out.mutable_data_ptr()), int(N), int(K),
+      int(group_size));
+  run.finish();
+  return out;
+}
+
+Tensor pack_da8w4(Tensor weight, Tensor scales, std::optional<Tensor> zeros, int64_t group_size) {
+  check_int4_devices(weight, scales, zeros);
+  check_da8w4_group_size(group_size);
+  const auto [N, K, groups] = check_int4_weight(weight, scales, zeros, group_size);
+  const uint8_t* z = checked_zeros(zeros);
+  Tensor out = new_packed(weight, rows_da8w4(K, group_size), N);
+  Launcher run(weight);
+  run("pack.sycl", "pack_da8w4", size_t(out.numel() / 4), kRowsLocal, weight.const_data_ptr<uint8_t>(),
       scales.const_data_ptr<float>(), z, static_cast<uint32_t*>(out.mutable_data_ptr()), int(N), int(K),
       int(group_size));
   run.finish();
@@ -262,7 +312,10 @@ Prepared prepare(const Tensor& x, const Tensor& packed, int64_t N, const std::op
                   "pack the weight on the device it runs on)");
   STD_TORCH_CHECK(packed.size(0) == num_panels(N), "lowbit: packed_weight has ", packed.size(0),
                   " panels of 64 columns, out_features = ", N, " needs ", num_panels(N));
-  if (packed.size(1) != rows) lowbit::checks::packed_size_mismatch(packed.size(1), mode, K, group_size, packed_rows);
+  if (packed.size(1) != rows) {
+    if (std::string(mode) == "da8w4") da8w4_size_mismatch(packed.size(1), K, group_size);
+    lowbit::checks::packed_size_mismatch(packed.size(1), mode, K, group_size, packed_rows);
+  }
   check_int_range(packed.numel() / 4, "packed_weight's words");
   Prepared p{0, N, K, Tensor(), std::nullopt, nullptr};
   if (bias) {
@@ -286,7 +339,7 @@ Prepared prepare(const Tensor& x, const Tensor& packed, int64_t N, const std::op
   return p;
 }
 
-// Launch geometry shared by the three modes: dimension 1 = columns, dimension 0 = rows (kernels/common.h).
+// Launch geometry shared by every mode: dimension 1 = columns, dimension 0 = rows (kernels/common.h).
 struct Geometry {
   std::string kernel;  // e.g. "a16w4_rows4_BF16"
   sycl::nd_range<2> range;
@@ -385,13 +438,52 @@ Tensor linear_da8w8(Tensor x, Tensor packed, int64_t out_features, std::optional
   return p.out;
 }
 
+Tensor linear_da8w4(Tensor x, Tensor packed, int64_t out_features, int64_t group_size, std::optional<Tensor> bias) {
+  const int64_t K = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
+  check_da8w4_group_size(group_size);
+  STD_TORCH_CHECK(K % group_size == 0, "lowbit: K = ", K, " is not divisible by group_size = ", group_size);
+  Prepared p = prepare(x, packed, out_features, bias, rows_da8w4(K, group_size), "da8w4", group_size);
+  if (p.M == 0) return p.out;
+  const int64_t groups = K / group_size;
+  const std::string dt = dtype_suffix(x);
+  const Geometry g = geometry("da8w4", x, p.M, p.N);
+  // quantized activations: int8 (the tiled path's operand; the rows path sums its groups from it), and for the
+  // rows path the same values as prescaled fp32 plus each group's sum (kernels/da8w4.sycl); alive until the
+  // kernels finish (CPU) or are enqueued (XPU)
+  Tensor xq = torch::stable::new_empty(x, {p.M, K}, ScalarType::Char);
+  Tensor xs = torch::stable::new_empty(x, {p.M}, ScalarType::Float);
+  std::optional<Tensor> xf, xsum;
+  if (!g.tiled) {  // (M * K fits an int: prepare checked x.numel())
+    xf = torch::stable::new_empty(x, {p.M, K}, ScalarType::Float);
+    xsum = torch::stable::new_empty(x, {p.M, groups}, ScalarType::Int);
+  }
+  float* xfp = xf ? xf->mutable_data_ptr<float>() : nullptr;
+  int32_t* xsump = xsum ? xsum->mutable_data_ptr<int32_t>() : nullptr;
+  Launcher run(x);
+  run("da8w4.sycl", "da8w4_quantize_" + dt, size_t(p.M) * kQuantizeLocal, kQuantizeLocal, x.const_data_ptr(),
+      xq.mutable_data_ptr<int8_t>(), xfp, xsump, xs.mutable_data_ptr<float>(), int(K), int(group_size));
+  const auto* w = static_cast<const uint32_t*>(packed.const_data_ptr());
+  if (g.tiled) {
+    run("da8w4.sycl", g.kernel, g.range, xq.const_data_ptr<int8_t>(), xs.const_data_ptr<float>(), w, p.bias,
+        p.out.mutable_data_ptr(), int(p.M), int(p.N), int(K), int(group_size));
+  } else {
+    run("da8w4.sycl", g.kernel, g.range, static_cast<const float*>(xfp), static_cast<const int32_t*>(xsump),
+        xs.const_data_ptr<float>(), w, p.bias, p.out.mutable_data_ptr(), int(p.M), int(p.N), int(K),
+        int(group_size));
+  }
+  run.finish();
+  return p.out;
+}
+
 void register_kernels(torch::stable::detail::StableLibrary& m) {
   m.impl("pack_a16w8", TORCH_BOX(&pack_a16w8));
   m.impl("pack_a16w4", TORCH_BOX(&pack_a16w4));
   m.impl("pack_da8w8", TORCH_BOX(&pack_da8w8));
+  m.impl("pack_da8w4", TORCH_BOX(&pack_da8w4));
   m.impl("linear_a16w8", TORCH_BOX(&linear_a16w8));
   m.impl("linear_a16w4", TORCH_BOX(&linear_a16w4));
   m.impl("linear_da8w8", TORCH_BOX(&linear_da8w8));
+  m.impl("linear_da8w4", TORCH_BOX(&linear_da8w4));
 }
 
 }  // namespace

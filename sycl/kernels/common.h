@@ -158,6 +158,35 @@ inline int32_t dot4_s8(uint32_t a, uint32_t b) {
          int32_t(int8_t(a >> 16)) * int8_t(b >> 16) + int32_t(int8_t(a >> 24)) * int8_t(b >> 24);
 }
 
+// ---- per-token int8 quantization of activations (da8w8, da8w4): lowbit.reference.quantize_activation_per_token,
+// bit for bit. Every work-item of a work-group calls token_quant for the same row (two group reductions: amax,
+// and whether the row holds a NaN or Inf, which makes its scale NaN and its quantized values 0).
+struct TokenQuant {
+  float boost, inv, scale;
+  bool on;  // false for a zero row and a row with a NaN or Inf
+  // round half to even of x * (127 / amax), clamped; kept as two multiplications in this order (x * boost is
+  // exact, a power of two; boost * inv could overflow)
+  float quantize(float x) const { return on ? sycl::clamp(sycl::rint(x * boost * inv), -127.0f, 127.0f) : 0.0f; }
+};
+
+template <class Act, class Group>
+TokenQuant token_quant(const Group& group, const typename Act::T* x, int K, int lid, int threads) {
+  float amax = 0.0f;
+  int nonfinite = 0;
+  for (int k = lid; k < K; k += threads) {
+    const uint32_t bits = sycl::bit_cast<uint32_t>(Act::load(x + k)) & 0x7fffffffu;  // |x|
+    nonfinite |= bits >= 0x7f800000u;
+    amax = sycl::max(amax, sycl::bit_cast<float>(bits));
+  }
+  amax = sycl::reduce_over_group(group, amax, sycl::maximum<float>());
+  nonfinite = sycl::reduce_over_group(group, nonfinite, sycl::maximum<int>());
+  // A true division, as the reference (127 / amax, not 127 * (1 / amax)); a zero row keeps q = 0. Below
+  // amax = 2^-120, 127 / amax would overflow: the row is multiplied by 2^64 first (exact), as the CPU kernels do.
+  const float boost = amax < 0x1p-120f ? 0x1p64f : 1.0f;
+  return {boost, 127.0f / (amax > 0.0f ? amax * boost : 1.0f),
+          nonfinite ? sycl::bit_cast<float>(0x7fc00000u) : amax / 127.0f, amax > 0.0f && !nonfinite};
+}
+
 // ---- the tiled (large M) path: one work-group computes a kTileM x kTileN block of y, stepping through K
 // kTileK at a time; each step stages the activation tile and the dequantized weight tile in local memory.
 // A work-group is 2-D: local id 1 = the column lane (consecutive lanes read consecutive local words), local id 0
