@@ -25,7 +25,7 @@ import torch
 
 import lowbit
 from lowbit import reference
-from lowbit._sycl_da8w4_layout import _sycl_da8w4
+from lowbit.layouts import _sycl_da8w4
 
 DTYPES = [torch.bfloat16, torch.float16, torch.float32]
 MS = [0, 1, 3, 17, 67]  # 67: a partial 32-row tile and a partial 4-row block

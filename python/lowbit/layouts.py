@@ -130,6 +130,33 @@ def _sycl_int4(packed: Tensor, n: int, k: int, g: int, symmetric: bool) -> Canon
     return Canonical(w, per_column(words), None if symmetric else _zero_points(per_column(words + groups)))
 
 
+# SYCL da8w4 (pack.sycl, pack_da8w4): rows = K/8 + K/g + ceil((K/g) / 8):
+#   rows 0 .. K/8-1             four canonical bytes q[n, 4r .. 4r+3] of [N, K/2] per word (nibble j = element 8r+j)
+#   the next K/g rows            fp32 scales, one group a row
+#   the last ceil(K/g / 8) rows  zero points as nibbles, 8 groups a word: nibble j of zero row r = group 8r+j
+#                                (8 for every group when the weight is symmetric)
+
+def _sycl_rows_by_column(packed: Tensor, first: int, count: int, n: int) -> Tensor:
+    """The bytes of word rows first .. first+count-1, column by column: uint8 [N, 4 * count]."""
+    p = packed.shape[0]
+    rows = packed[:, first:first + count].permute(0, 2, 1, 3).reshape(p * SYCL_PANEL, 4 * count)
+    return rows[:n].contiguous()
+
+
+def _sycl_da8w4(packed: Tensor, n: int, k: int, g: int, symmetric: bool) -> Canonical:
+    """Canonical (uint8 [N, K/2], float32 [N, K/g], uint8 [N, K/g] or None) of a pack_da8w4 packing for the SYCL
+    kernels. n = out_features, k = in_features, g = group_size (a multiple of 8 dividing k)."""
+    words, groups = k // 8, k // g
+    weight = _sycl_rows_by_column(packed, 0, words, n)
+    scale = _sycl_rows_by_column(packed, words, groups, n).view(torch.float32)
+    zero = None
+    if not symmetric:
+        zero_bytes = _sycl_rows_by_column(packed, words + groups, (groups + 7) // 8, n)  # [N, 4 * zero rows]
+        # byte b of a word holds groups 2b (low nibble) and 2b + 1 (high nibble)
+        zero = torch.stack((zero_bytes & 15, zero_bytes >> 4), dim=-1).reshape(n, -1)[:, :groups].contiguous()
+    return Canonical(weight, scale, zero)
+
+
 # ---- the layouts, by backend and mode (lowbit.modes names them in each mode's description)
 
 def _cpu_int4_bytes(k: int, g: int) -> int:
@@ -147,3 +174,4 @@ SYCL_INT8 = Layout(lambda k, g=None: (k + 3) // 4 + 1,  # weight words, then one
                    lambda packed, n, k, g=None, symmetric=True: _sycl_int8(packed, n, k))
 SYCL_A16W4 = Layout(lambda k, g: (k + 7) // 8 + 2 * (k // g),  # weight words, K/g rows of scales, K/g of zeros
                     _sycl_int4)
+SYCL_DA8W4 = Layout(lambda k, g: k // 8 + k // g + (k // g + 7) // 8, _sycl_da8w4)
