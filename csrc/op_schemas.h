@@ -12,12 +12,16 @@ inline void define_op_schemas(torch::stable::detail::StableLibrary& m) {
   m.def("pack_a16w8(Tensor weight, Tensor scales) -> Tensor");
   m.def("pack_a16w4(Tensor weight, Tensor scales, Tensor? zeros, int group_size) -> Tensor");
   m.def("pack_da8w8(Tensor weight, Tensor scales) -> Tensor");
+  m.def("pack_da8w4(Tensor weight, Tensor scales, Tensor? zeros, int group_size) -> Tensor");
   // y[..., N] = x[..., K] @ dequant(W).T (+ bias), in x's dtype
   m.def("linear_a16w8(Tensor x, Tensor packed_weight, int out_features, Tensor? bias=None) -> Tensor");
   m.def(
       "linear_a16w4(Tensor x, Tensor packed_weight, int out_features, int group_size, Tensor? bias=None) "
       "-> Tensor");
   m.def("linear_da8w8(Tensor x, Tensor packed_weight, int out_features, Tensor? bias=None) -> Tensor");
+  m.def(
+      "linear_da8w4(Tensor x, Tensor packed_weight, int out_features, int group_size, Tensor? bias=None) "
+      "-> Tensor");
 }
 
 }  // namespace lowbit
