@@ -3,6 +3,7 @@ process, interleaved, each op reading a different copy of its weights per call f
 (lowbit.bench's rules). Temporary until the mode is wired into lowbit.bench.
 
     python scripts/bench_da8w4.py [--m 1 8 32] [--threads 2] [--shapes 4096x14336 14336x4096] [--budget 3]
+                                  [--group 128]   (32, 64, 128 or 256: the group sizes PyTorch's int4 op takes)
 """
 
 import argparse
@@ -14,10 +15,9 @@ import lowbit
 from lowbit import bench, formats
 
 ops = torch.ops.lowbit
-G = bench.GROUP_SIZE
 
 
-def contenders(K, N, cold):
+def contenders(K, N, cold, G):
     w = torch.randn(N, K) * 0.02
     q4, s4, z4 = formats.quantize_int4(w, G)
     out = {}
@@ -45,17 +45,18 @@ def main():
     ap.add_argument("--threads", type=int, nargs="+", default=[2])
     ap.add_argument("--shapes", nargs="+", default=["4096x14336", "14336x4096"])
     ap.add_argument("--budget", type=float, default=3.0)
+    ap.add_argument("--group", type=int, default=bench.GROUP_SIZE, choices=[32, 64, 128, 256])
     args = ap.parse_args()
     cold = max(4 * bench.l3_bytes(), 128 << 20)
     for t in args.threads:
         torch.set_num_threads(t)
         print(f"{bench.cpu_model()} | variant {lowbit.cpu_isa()} | {t} thread(s) | "
-              f"read bandwidth {bench.read_bandwidth_gbs():.1f} GB/s | cold set {cold >> 20} MiB | group {G} | bf16 x")
+              f"read bandwidth {bench.read_bandwidth_gbs():.1f} GB/s | cold set {cold >> 20} MiB | group {args.group} | bf16 x")
         print(f"{'K x N':>13} {'M':>3} {'da8w4 ms':>9} {'a16w4 ms':>9} {'int4 ms':>9} {'bf16 ms':>9} "
               f"{'vs int4':>8} {'vs bf16':>8} {'vs a16w4':>8}")
         for shape in args.shapes:
             K, N = map(int, shape.split("x"))
-            cs = contenders(K, N, cold)
+            cs = contenders(K, N, cold, args.group)
             for M in args.m:
                 x = torch.randn(M, K, dtype=torch.bfloat16)
                 bench.time_interleaved(cs, x, args.budget)

@@ -132,6 +132,33 @@ def test_special_rows():
     assert_close_da8w4(out[keep], y64, mag, k // g)
 
 
+def test_nonfinite_and_zero_scales_affect_only_their_column():
+    k, n, g = 128, 40, 32
+    packed, scales, zeros = random_int4(n, k, g, False)
+    x = torch.randn(9, k)
+    bias = torch.randn(n)
+    clean = ops.linear_da8w4(x, ops.pack_da8w4(packed, scales, zeros, g), n, g, bias)
+    for value, col in [(float("nan"), 0), (float("inf"), 5), (-float("inf"), n - 1), (0.0, 7)]:
+        s = scales.clone()
+        s[col] = value
+        out = ops.linear_da8w4(x, ops.pack_da8w4(packed, s, zeros, g), n, g, bias)
+        others = [c for c in range(n) if c != col]
+        assert torch.equal(out[:, others], clean[:, others]), f"scale {value} changed other columns"
+        if value == 0.0:
+            assert torch.equal(out[:, col], bias[col].expand(9)), "a zero scale must give exactly the bias"
+        else:
+            assert (~torch.isfinite(out[:, col])).all()
+
+
+def test_fp16_overflow_gives_inf_like_the_reference():
+    k, n, g = 128, 24, 64
+    packed, scales, zeros = random_int4(n, k, g, False)
+    x = torch.full((2, k), 3e4, dtype=torch.float16)
+    out = ops.linear_da8w4(x, ops.pack_da8w4(packed, scales * 100, zeros, g), n, g)
+    y64, _ = reference_da8w4(x, packed, scales * 100, zeros, g)
+    assert torch.equal(torch.isinf(out), torch.isinf(y64.to(torch.float16))) and torch.isinf(out).any()
+
+
 def unpack_cpu_layout(p, n, k, g):
     """The CPU packed layout read back: scales [N, G], zeros [N, G], q [N, K] (api.h, da8w4)."""
     groups, gbytes = k // g, 80 + 8 * g
@@ -187,6 +214,12 @@ def test_errors_name_the_argument():
         ops.linear_da8w4(x, p, n, 32, torch.randn(n, dtype=torch.float64))
     with pytest.raises(RuntimeError, match="x must be"):
         ops.linear_da8w4(x.double(), p, n, 32)
+    with pytest.raises(RuntimeError, match="x must be contiguous"):
+        ops.linear_da8w4(torch.randn(k, 2).t(), p, n, 32)
+    with pytest.raises(RuntimeError, match="packed_weight must be uint8"):
+        ops.linear_da8w4(x, p.view(torch.int8), n, 32)
+    with pytest.raises(RuntimeError, match="weight must be uint8"):
+        ops.pack_da8w4(packed.view(torch.int8), scales, zeros, 32)
     too_large = MAX_GROUP // 8 * 8 + 8
     with pytest.raises(RuntimeError, match=f"group_size <= {MAX_GROUP}"):
         ops.linear_da8w4(torch.randn(1, too_large), p, n, too_large)
