@@ -197,10 +197,10 @@ void run_da8w4(const KernelTable& kt, const Int4Weights& w, const std::vector<fl
 
 }  // namespace
 
-// Every row count of the decode and prefill tiles (0; 1-4 decode, four panels side by side; 5, 13: one and
-// two balanced prefill tiles; 260: row blocks of 64 and a tail), K of one group up to many, group sizes from 8
-// to per channel, N not a multiple of 16 (1 and 40: one panel, three panels = a pair and a single, the decode's
-// four-panel step and its tail with N = 100), symmetric and asymmetric.
+// Every row count of the decode and prefill tiles (0; 1-4 decode, one panel at a time; 5, 13: one and two
+// balanced prefill tiles of two panels; 260: row blocks of 64 and a tail), K of one group up to many, group sizes
+// from 8 to per channel, N not a multiple of 16 (1: one panel; 40 and 100: pairs of panels and a single one, split
+// across two ranges as two threads would), symmetric and asymmetric.
 TEST(linear_da8w4_all_paths) {
   for (const KernelTable* kt : runnable_variants()) {
     const bool emulated = std::strstr(kt->name, "-emu") != nullptr;
