@@ -15,7 +15,10 @@
 namespace lowbit::cpu::avx2 {
 namespace {
 
-constexpr int kPrefetch = 1024;  // bytes ahead of the weight row being read (see gemv.cpp)
+// Bytes ahead of the weight row being read that each step asks the cache for. Measured with this variant on a
+// Zen 5 VM (2 threads, 4096 x 14336 and 14336 x 4096): 4096 against 1024 (the AVX2 gemv's) 5-10% faster at
+// M = 1 and 25% at M = 4; no prefetch 50% slower at M = 4. (Not measured on an AVX2-only CPU.)
+constexpr int kPrefetch = 4096;
 
 inline __m256i broadcast4(const int8_t* p) {
   int32_t v;
