@@ -32,6 +32,20 @@ inline void check_group(int64_t K, int64_t group_size) {
   STD_TORCH_CHECK(K % group_size == 0, "lowbit: K = ", K, " is not divisible by group_size = ", group_size);
 }
 
+// Largest group size of da8w4: a group's sum of (q - z) * xq, |q - z| <= 15 and |xq| <= 127, must fit int32:
+// 15 * 127 * g <= 2^31 - 1.
+constexpr int64_t kMaxGroupDA8W4 = INT32_MAX / (15 * 127);
+
+// da8w4's group size: a positive multiple of 8 (one packed weight row holds 8 k) dividing K, within the int32
+// bound. Per channel is group_size = K (so K must then be a multiple of 8).
+inline void check_da8w4_group(int64_t K, int64_t group_size) {
+  STD_TORCH_CHECK(group_size > 0 && group_size % 8 == 0,
+                  "lowbit: da8w4 needs group_size to be a positive multiple of 8, got ", group_size);
+  STD_TORCH_CHECK(group_size <= kMaxGroupDA8W4, "lowbit: da8w4 supports group_size <= ", kMaxGroupDA8W4,
+                  " (int32 group sums), got group_size = ", group_size);
+  STD_TORCH_CHECK(K % group_size == 0, "lowbit: K = ", K, " is not divisible by group_size = ", group_size);
+}
+
 inline void check_da8w8_k(int64_t K) {
   STD_TORCH_CHECK(K <= kMaxK8, "lowbit: da8w8 supports K <= ", kMaxK8, " (int32 accumulation), got K = ", K);
 }
@@ -79,14 +93,15 @@ template <class SizeOf>
 [[noreturn]] void packed_size_mismatch(int64_t got, const char* mode, int64_t K, int64_t group_size,
                                        const SizeOf& size_of) {
   const std::string m = mode;
-  if (m != "a16w4") {
+  if (m == "a16w8" || m == "da8w8") {
     const char* other = m == "a16w8" ? "da8w8" : "a16w8";
     STD_TORCH_CHECK(size_of(other, K, 0) != got, "lowbit: packed_weight has the size of pack_", other,
                     "'s packing for K = ", K, ", not of pack_", mode, "'s: linear_", mode,
                     " needs a weight packed by pack_", mode);
-  } else if (K > 0 && K % 2 == 0) {
-    for (int64_t g = 2; g <= K; g += 2) {
-      STD_TORCH_CHECK(K % g != 0 || size_of("a16w4", K, g) != got, "lowbit: group_size = ", group_size,
+  } else if (K > 0 && K % 2 == 0) {  // a16w4, da8w4: group sizes are even (a16w4) or multiples of 8 (da8w4)
+    const int64_t step = m == "da8w4" ? 8 : 2;
+    for (int64_t g = step; g <= K; g += step) {
+      STD_TORCH_CHECK(K % g != 0 || size_of(mode, K, g) != got, "lowbit: group_size = ", group_size,
                       " does not match packed_weight, whose size is that of group_size = ", g, " for K = ", K);
     }
   }

@@ -19,7 +19,9 @@ inline void define_op_schemas(torch::stable::detail::StableLibrary& m) {
       "linear_a16w4(Tensor x, Tensor packed_weight, int out_features, int group_size, Tensor? bias=None) "
       "-> Tensor");
   m.def("linear_da8w8(Tensor x, Tensor packed_weight, int out_features, Tensor? bias=None) -> Tensor");
-  m.def("linear_da8w4(Tensor x, Tensor packed_weight, int out_features, int group_size, Tensor? bias=None) -> Tensor");
+  m.def(
+      "linear_da8w4(Tensor x, Tensor packed_weight, int out_features, int group_size, Tensor? bias=None) "
+      "-> Tensor");
 }
 
 }  // namespace lowbit

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "canonical_checks.h"
+#include "cpu/kernels/da8w4.h"
 #include "cpu/kernels/generic/generic.h"
 #include "cpu/kernels/isa.h"
 #include "cpu/kernels/linear.h"
@@ -24,12 +25,15 @@ namespace {
 using torch::headeronly::ScalarType;
 using torch::stable::Tensor;
 namespace lc = lowbit::cpu;
+using lowbit::checks::check_da8w4_group;
 using lowbit::checks::check_da8w8_k;
 using lowbit::checks::check_dtype;
 using lowbit::checks::check_group;
 using lowbit::checks::check_int4_weight;
 
 static_assert(lc::kMaxK8 == lowbit::checks::kMaxK8, "the kernels and the checks must agree on da8w8's K bound");
+static_assert(lc::kMaxGroupDA8W4 == lowbit::checks::kMaxGroupDA8W4,
+              "the kernels and the checks must agree on da8w4's group bound");
 
 void check_cpu_contiguous(const Tensor& t, const char* name) {
   STD_TORCH_CHECK(t.is_cpu(), "lowbit: ", name, " must be a CPU tensor (this is the CPU implementation)");
@@ -99,23 +103,43 @@ Tensor pack_da8w8(Tensor weight, Tensor scales) {
   return out;
 }
 
-Tensor pack_a16w4(Tensor weight, Tensor scales, std::optional<Tensor> zeros, int64_t group_size) {
+// The canonical int4 checks shared by pack_a16w4 and pack_da8w4; returns the zero points (null: symmetric).
+const uint8_t* check_int4_canonical(const Tensor& weight, const Tensor& scales, const std::optional<Tensor>& zeros,
+                                    int64_t group_size, int64_t& N, int64_t& K) {
   check_cpu_contiguous(weight, "weight");
   check_cpu_contiguous(scales, "scales");
   if (zeros) check_cpu_contiguous(*zeros, "zeros");
-  const auto [N, K, groups] = check_int4_weight(weight, scales, zeros, group_size);
-  const uint8_t* z = nullptr;
-  if (zeros) {
-    z = zeros->const_data_ptr<uint8_t>();
-    for (int64_t i = 0; i < N * groups; ++i)
-      STD_TORCH_CHECK(z[i] <= 15, "lowbit: zeros must be in 0..15, found ", int(z[i]), " at flat index ", i);
-  }
+  const auto shape = check_int4_weight(weight, scales, zeros, group_size);
+  N = shape.N, K = shape.K;
+  if (!zeros) return nullptr;
+  const uint8_t* z = zeros->const_data_ptr<uint8_t>();
+  for (int64_t i = 0; i < N * shape.groups; ++i)
+    STD_TORCH_CHECK(z[i] <= 15, "lowbit: zeros must be in 0..15, found ", int(z[i]), " at flat index ", i);
+  return z;
+}
+
+Tensor pack_a16w4(Tensor weight, Tensor scales, std::optional<Tensor> zeros, int64_t group_size) {
+  int64_t N, K;
+  const uint8_t* z = check_int4_canonical(weight, scales, zeros, group_size, N, K);
   Tensor out = new_packed(N, lc::a16w4_panel_bytes(K, group_size), weight);
   auto w = weight.const_data_ptr<uint8_t>();
   auto s = scales.const_data_ptr<float>();
   auto o = out.mutable_data_ptr<uint8_t>();
   parallel(lc::num_panels(N),
            [&](int64_t p0, int64_t p1) { lc::pack_a16w4(w, s, z, N, K, group_size, o, p0, p1); });
+  return out;
+}
+
+Tensor pack_da8w4(Tensor weight, Tensor scales, std::optional<Tensor> zeros, int64_t group_size) {
+  int64_t N, K;
+  const uint8_t* z = check_int4_canonical(weight, scales, zeros, group_size, N, K);
+  check_da8w4_group(K, group_size);
+  Tensor out = new_packed(N, lc::da8w4_panel_bytes(K, group_size), weight);
+  auto w = weight.const_data_ptr<uint8_t>();
+  auto s = scales.const_data_ptr<float>();
+  auto o = out.mutable_data_ptr<uint8_t>();
+  parallel(lc::num_panels(N),
+           [&](int64_t p0, int64_t p1) { lc::pack_da8w4(w, s, z, N, K, group_size, o, p0, p1); });
   return out;
 }
 
@@ -157,6 +181,7 @@ int64_t panel_bytes(const char* mode, int64_t K, int64_t group_size) {
   const std::string m = mode;
   if (m == "a16w8") return lc::a16w8_panel_bytes(K);
   if (m == "da8w8") return lc::da8w8_panel_bytes(K);
+  if (m == "da8w4") return lc::da8w4_panel_bytes(K, group_size);
   return lc::a16w4_panel_bytes(K, group_size);
 }
 
@@ -274,23 +299,49 @@ Tensor linear_a16w4(Tensor x, Tensor packed, int64_t out_features, int64_t group
   return p.out;
 }
 
+// x -> per-row int8 (quantize_row_s8) and scales in the scratch, rows in parallel, after the pre-scaling of rows
+// too large for fp32 sums; da8w4 (group > 0) also takes each group's sum of the quantized row.
+void quantize_x(const Tensor& x, Prepared& p, int64_t K4, int64_t group) {
+  auto& a = p.args;
+  const float* xf = prescale_if_needed(x, p, x_as_f32(x, p));
+  auto* q = static_cast<int8_t*>(temporary(p, x, a.M * K4));
+  auto* s = static_cast<float*>(temporary(p, x, a.M * 4));
+  const int64_t K = a.K, groups = group > 0 ? K / group : 0;
+  auto* sums = group > 0 ? static_cast<int32_t*>(temporary(p, x, a.M * groups * 4)) : nullptr;
+  const lc::KernelTable& kt = lc::active_kernels();
+  parallel(a.M, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      kt.quantize_row_s8(xf + r * K, K, K4, q + r * K4, s + r);
+      if (sums) lc::da8w4_group_sums(q + r * K4, K, group, sums + r * groups);
+    }
+  });
+  a.xq = q;
+  a.x_scale = s;
+  a.xq_sums = sums;
+}
+
 Tensor linear_da8w8(Tensor x, Tensor packed, int64_t out_features, std::optional<Tensor> bias) {
   const int64_t K = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
   check_da8w8_k(K);  // the int32 accumulator's bound, whoever packed the weight
   Prepared p = prepare(x, packed, out_features, bias, lc::da8w8_panel_bytes(K), "da8w8");
   auto& a = p.args;
   if (a.M == 0) return p.out;
-  const float* xf = prescale_if_needed(x, p, x_as_f32(x, p));
-  const int64_t K4 = lc::round_up4(K);
-  auto* q = static_cast<int8_t*>(temporary(p, x, a.M * K4));
-  auto* s = static_cast<float*>(temporary(p, x, a.M * 4));
+  quantize_x(x, p, lc::round_up4(K), 0);
   const lc::KernelTable& kt = lc::active_kernels();
-  parallel(a.M, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) kt.quantize_row_s8(xf + r * K, K, K4, q + r * K4, s + r);
-  });
-  a.xq = q;
-  a.x_scale = s;
   parallel(lc::num_panels(out_features), [&](int64_t p0, int64_t p1) { kt.linear_da8w8(kt, a, p0, p1); });
+  return p.out;
+}
+
+Tensor linear_da8w4(Tensor x, Tensor packed, int64_t out_features, int64_t group_size, std::optional<Tensor> bias) {
+  const int64_t K = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
+  check_da8w4_group(K, group_size);  // the int32 group sums' bound, whoever packed the weight
+  Prepared p = prepare(x, packed, out_features, bias, lc::da8w4_panel_bytes(K, group_size), "da8w4", group_size);
+  auto& a = p.args;
+  if (a.M == 0) return p.out;
+  a.group = group_size;
+  quantize_x(x, p, K, group_size);  // K % 8 == 0: the rows need no padding to the 4-byte step
+  const lc::KernelTable& kt = lc::active_kernels();
+  parallel(lc::num_panels(out_features), [&](int64_t p0, int64_t p1) { kt.linear_da8w4(kt, a, p0, p1); });
   return p.out;
 }
 
@@ -300,9 +351,11 @@ STABLE_TORCH_LIBRARY_IMPL(lowbit, CPU, m) {
   m.impl("pack_a16w8", TORCH_BOX(&pack_a16w8));
   m.impl("pack_a16w4", TORCH_BOX(&pack_a16w4));
   m.impl("pack_da8w8", TORCH_BOX(&pack_da8w8));
+  m.impl("pack_da8w4", TORCH_BOX(&pack_da8w4));
   m.impl("linear_a16w8", TORCH_BOX(&linear_a16w8));
   m.impl("linear_a16w4", TORCH_BOX(&linear_a16w4));
   m.impl("linear_da8w8", TORCH_BOX(&linear_da8w8));
+  m.impl("linear_da8w4", TORCH_BOX(&linear_da8w4));
 }
 
 // Plain C entry points for Python's ctypes (no Python C-API): which kernel variant runs, and which could.

@@ -74,4 +74,24 @@ inline Expected expect_da8w8(const int8_t* xq, const float* xs, int64_t K4, cons
   return {prod + (bias ? bias[n] : 0.0), std::fabs(prod) + (bias ? std::fabs(bias[n]) : 0.0), 4};
 }
 
+// da8w4 from the quantized activations the driver is given: each group's int32 sum d is exact, so the fp32 part
+// is c = sum over the G = K / g groups of s * float(d) (float(d) is exact while |d| < 2^24, i.e. always for
+// g <= 8806, else one rounding; s * float(d) one more; the G - 1 additions in any order, with or without fma:
+// G + 1 roundings of terms bounded by |s * d|), then y = x_scale * c (one), + bias (one): G + 4 roundings in all,
+// with magnitude sum_G |s * d| * x_scale + |bias| (gamma bound, util.h).
+inline Expected expect_da8w4(const int8_t* xq, const float* xs, const Int4Weights& w, const float* bias, int64_t i,
+                             int64_t n) {
+  const int64_t K = w.K, G = K / w.group;
+  double value = 0, mag = 0;
+  for (int64_t g = 0; g < G; ++g) {
+    int64_t d = 0;
+    for (int64_t k = g * w.group; k < (g + 1) * w.group; ++k)
+      d += (int64_t(w.q[n * K + k]) - int64_t(w.zero(n, k))) * xq[i * K + k];
+    const double t = double(w.scale(n, g * w.group)) * double(d) * xs[i];
+    value += t;
+    mag += std::fabs(t);
+  }
+  return {value + (bias ? bias[n] : 0.0), mag + (bias ? std::fabs(bias[n]) : 0.0), G + 4};
+}
+
 }  // namespace lowbit_test

@@ -5,6 +5,8 @@
 #define LOWBIT_TEST_MAIN
 #include "linear_reference.h"
 
+#include "cpu/kernels/da8w4.h"
+
 using namespace lowbit_test;
 
 namespace {
@@ -152,4 +154,121 @@ TEST(linear_a16w4_decode_long_panels) {
       a.y_dtype = ActDType::bf16, a.group = group;
       run_and_check(*kt, a, kt->linear_a16w4, want, "a16w4 long panels");
     }
+}
+
+namespace {
+
+// Quantizes x (M x K) with the variant's quantize_row_s8 and takes the group sums, as the op does.
+struct QuantizedRows {
+  std::vector<int8_t> xq;
+  std::vector<float> xs;
+  std::vector<int32_t> sums;
+};
+QuantizedRows quantize_rows(const KernelTable& kt, const std::vector<float>& x, int64_t M, int64_t K, int64_t group) {
+  QuantizedRows q{std::vector<int8_t>(size_t(M * K)), std::vector<float>(size_t(M)),
+                  std::vector<int32_t>(size_t(M * (K / group)))};
+  for (int64_t i = 0; i < M; ++i) {
+    kt.quantize_row_s8(x.data() + i * K, K, K, q.xq.data() + i * K, &q.xs[i]);
+    lc::da8w4_group_sums(q.xq.data() + i * K, K, group, q.sums.data() + i * (K / group));
+  }
+  return q;
+}
+
+// Symmetric when w has no zero points.
+void run_da8w4(const KernelTable& kt, const Int4Weights& w, const std::vector<float>& x,
+               int64_t M, const std::vector<float>& bias, const char* what) {
+  const int64_t N = w.N, K = w.K, group = w.group;
+  const std::vector<uint8_t> canonical = w.packed();
+  std::vector<uint8_t> packed(static_cast<size_t>(lc::num_panels(N) * lc::da8w4_panel_bytes(K, group)));
+  lc::pack_da8w4(canonical.data(), w.scales.data(), w.zeros.empty() ? nullptr : w.zeros.data(), N, K, group, packed.data(),
+                 0, lc::num_panels(N));
+  const QuantizedRows q = quantize_rows(kt, x, M, K, group);
+  const auto want = expectations(M, N, [&](int64_t i, int64_t n) {
+    return expect_da8w4(q.xq.data(), q.xs.data(), w, nullptr, i, n);
+  });
+  for (ActDType t : kDTypes) {
+    lc::LinearArgs a;
+    a.M = M, a.K = K, a.N = N, a.xq = q.xq.data(), a.x_scale = q.xs.data(), a.xq_sums = q.sums.data();
+    a.packed = packed.data(), a.group = group, a.y_dtype = t;
+    a.bias = (M + int64_t(t)) % 2 ? bias.data() : nullptr;
+    run_and_check(kt, a, kt.linear_da8w4, want, what);
+  }
+}
+
+}  // namespace
+
+// Every row count of the decode and prefill tiles (0; 1-4 decode, one panel at a time; 5, 13: one and two
+// balanced prefill tiles of two panels; 260: row blocks of 64 and a tail), K of one group up to many, group sizes
+// from 8 to per channel, N not a multiple of 16 (1: one panel; 40 and 100: pairs of panels and a single one, split
+// across two ranges as two threads would), symmetric and asymmetric.
+TEST(linear_da8w4_all_paths) {
+  for (const KernelTable* kt : runnable_variants()) {
+    const bool emulated = std::strstr(kt->name, "-emu") != nullptr;
+    for (auto [K, group] : {std::pair<int64_t, int64_t>{8, 8}, {64, 8}, {96, 32}, {256, 64}, {512, 128},
+                            {512, 256}, {264, 264}})
+      for (bool symmetric : {false, true})
+        for (int64_t N : {1, 40, 100}) {
+          const Int4Weights w = random_int4(N, K, group, symmetric);
+          const std::vector<float> bias = random_floats(N);
+          for (int64_t M : {0, 1, 2, 3, 4, 5, 13, 260}) {
+            if (emulated && M == 260 && K > 96) continue;  // emulation is slow; the row blocks are covered at K 96
+            run_da8w4(*kt, w, random_floats(M * K, -5.f, 5.f), M, bias, "da8w4");
+          }
+        }
+  }
+}
+
+// The int32 bound: nibbles and zero points at 0 and 15 against activations at +-127 make every product of a
+// group 15 * 127 in magnitude and of one sign, so |d| = 15 * 127 * g, the most a group can hold, reached from
+// both terms of acc - z * xsum (q = 15, z = 0 and q = 0, z = 15); up to g = kMaxGroupDA8W4 (rounded down to a
+// multiple of 8), where d = 2^31 - 8.
+void extreme_case(const KernelTable& kt, int64_t M, int64_t K, int64_t N, int64_t group) {
+  Int4Weights w = random_int4(N, K, group, false);
+  for (float& s : w.scales) s /= float(group);  // outputs within fp16's range
+  const int64_t G = K / group;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t g = 0; g < G; ++g) {
+      const bool high = (n + g) % 2 == 0;
+      for (int64_t k = g * group; k < (g + 1) * group; ++k) w.q[n * K + k] = high ? 15 : 0;
+      w.zeros[n * G + g] = high ? 0 : 15;
+    }
+  std::vector<float> x(size_t(M * K));
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t k = 0; k < K; ++k) x[i * K + k] = (i + k / group) % 3 ? 3.f : -3.f;  // xq = +-127
+  run_da8w4(kt, w, x, M, random_floats(N), "da8w4 extremes");
+  w.zeros.clear();  // symmetric: z = 8, q - z = -8 or 7
+  run_da8w4(kt, w, x, M, random_floats(N), "da8w4 extremes symmetric");
+}
+
+TEST(linear_da8w4_extremes) {
+  const int64_t max_group = lc::kMaxGroupDA8W4 / 8 * 8;
+  CHECK(int64_t(15) * 127 * max_group <= INT32_MAX && int64_t(15) * 127 * (max_group + 8) > INT32_MAX,
+        "kMaxGroupDA8W4 is the int32 bound");
+  for (const KernelTable* kt : runnable_variants()) {
+    for (int64_t group : {8, 1024})
+      for (int64_t M : {1, 5}) extreme_case(*kt, M, 2048, 17, group);
+    extreme_case(*kt, 1, max_group, 1, max_group);
+  }
+}
+
+// A row with a NaN: scale NaN, every output of that row NaN (the other rows unaffected).
+TEST(linear_da8w4_nan_row) {
+  for (const KernelTable* kt : runnable_variants()) {
+    const int64_t M = 3, K = 64, N = 20, group = 32;
+    const Int4Weights w = random_int4(N, K, group, false);
+    std::vector<float> x = random_floats(M * K);
+    x[1 * K + 7] = NAN;
+    const std::vector<uint8_t> canonical = w.packed();
+    std::vector<uint8_t> packed(static_cast<size_t>(lc::num_panels(N) * lc::da8w4_panel_bytes(K, group)));
+    lc::pack_da8w4(canonical.data(), w.scales.data(), w.zeros.data(), N, K, group, packed.data(), 0, lc::num_panels(N));
+    const QuantizedRows q = quantize_rows(*kt, x, M, K, group);
+    std::vector<float> y(size_t(M * N), 0.f);
+    lc::LinearArgs a;
+    a.M = M, a.K = K, a.N = N, a.xq = q.xq.data(), a.x_scale = q.xs.data(), a.xq_sums = q.sums.data();
+    a.packed = packed.data(), a.group = group, a.y = y.data();
+    kt->linear_da8w4(*kt, a, 0, lc::num_panels(N));
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t n = 0; n < N; ++n)
+        CHECK(std::isnan(y[i * N + n]) == (i == 1), kt->name, " y[", i, "][", n, "] = ", y[i * N + n]);
+  }
 }

@@ -132,3 +132,40 @@ TEST(da8w8_layout_sums_and_k_padding) {
       }
     }
 }
+
+TEST(da8w4_layout) {
+  for (int64_t N : kNs)
+    for (auto [K, group] : {std::pair<int64_t, int64_t>{8, 8}, {24, 8}, {64, 32}, {64, 64}}) {
+      for (bool symmetric : {false, true}) {
+        const Int4Weights w = random_int4(N, K, group, symmetric);
+        const std::vector<uint8_t> canonical = w.packed();
+        const int64_t bytes = lc::da8w4_panel_bytes(K, group), gbytes = lc::da8w4_group_bytes(group);
+        const int64_t P = lc::num_panels(N);
+        // per group: 16 fp32 scales, 16 uint8 zero points, g/8 rows of 16 columns x 4 bytes
+        CHECK(gbytes == 80 + 8 * group, "da8w4_group_bytes(", group, ")");
+        CHECK(bytes == K / group * gbytes, "da8w4_panel_bytes(", K, ", ", group, ")");
+        for (auto [p0, p1] : {std::pair<int64_t, int64_t>{0, P}, {P - 1, P}}) {
+          auto out = pack_range(N, bytes, p0, p1, [&](uint8_t* o, int64_t a, int64_t b) {
+            lc::pack_da8w4(canonical.data(), w.scales.data(), symmetric ? nullptr : w.zeros.data(), N, K, group, o,
+                           a, b);
+          });
+          for (int64_t p = p0; p < p1; ++p)
+            for (int64_t g = 0; g < K / group; ++g) {
+              const uint8_t* gp = out.data() + p * bytes + g * gbytes;
+              for (int64_t j = 0; j < kPanel; ++j) {
+                const int64_t n = p * kPanel + j;
+                const bool real = n < N;
+                CHECK(f32_at(gp, j) == (real ? w.scale(n, g * group) : 0.f), "N=", N, " n=", n, " g=", g);
+                CHECK(gp[64 + j] == (real ? w.zero(n, g * group) : 0), "N=", N, " n=", n, " g=", g);
+                for (int64_t r = 0; r < group / 8; ++r)
+                  for (int64_t t = 0; t < 4; ++t) {
+                    const int64_t k = g * group + 8 * r + t;
+                    const uint8_t want = real ? uint8_t(w.q[n * K + k] | w.q[n * K + k + 4] << 4) : 0;
+                    CHECK(gp[80 + r * 64 + j * 4 + t] == want, "N=", N, " K=", K, " n=", n, " k=", k);
+                  }
+              }
+            }
+        }
+      }
+    }
+}

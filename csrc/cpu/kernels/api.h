@@ -40,6 +40,20 @@ inline int64_t a16w4_group_bytes(int64_t group) { return kA16W4Header + group / 
 inline int64_t a16w4_panel_bytes(int64_t K, int64_t group) { return K / group * a16w4_group_bytes(group); }
 inline int64_t round_up4(int64_t K) { return (K + 3) / 4 * 4; }
 inline int64_t da8w8_panel_bytes(int64_t K) { return kPanel * 8 + round_up4(K) * kPanel; }
+// da8w4: per group: [16 x f32 scale][16 x u8 zero][g/8 rows x 16 columns x 4 bytes], byte (r, c, j) =
+//        q[c][8r + j] | q[c][8r + 4 + j] << 4 (j = 0..3): one 64-byte row AND 0x0F is the unsigned operand of a
+//        4-byte dot product (VNNI, vpmaddubsw) for k = 8r..8r+3 of all 16 columns, the row >> 4 that of 8r+4..8r+7.
+//        Padding columns: weight nibble 0, scale 0, zero point 0. The group size is a multiple of 8.
+constexpr int64_t kDA8W4Zeros = kPanel * 4;   // offset of a group's zero points
+constexpr int64_t kDA8W4Header = kPanel * 5;  // offset of a group's weight rows
+constexpr int64_t kDA8W4Row = kPanel * 4;     // bytes of one weight row (8 k of 16 columns)
+inline int64_t da8w4_group_bytes(int64_t group) { return kDA8W4Header + group / 8 * kDA8W4Row; }  // 80 + 8g
+inline int64_t da8w4_panel_bytes(int64_t K, int64_t group) { return K / group * da8w4_group_bytes(group); }
+// Largest group of da8w4: a group's sum d = sum_k (q - z) * xq, |q - z| <= 15 and |xq| <= 127, must fit int32:
+// 15 * 127 * g <= 2^31 - 1, so g <= 1127288. The SIMD kernels compute d as acc - z * xsum (acc = sum q * xq,
+// xsum = sum xq, 0 <= q, z <= 15): each term and every partial sum of acc is within 15 * 127 * g too, so nothing
+// wraps (and were it to, int32 arithmetic is exact modulo 2^32: d, which fits, would still come out exact).
+constexpr int64_t kMaxGroupDA8W4 = INT32_MAX / (15 * 127);
 // (no N + 15: out_features is a caller's int, and INT64_MAX must not overflow)
 inline int64_t num_panels(int64_t N) { return N / kPanel + (N % kPanel != 0); }
 
@@ -51,8 +65,10 @@ struct LinearArgs {
                                      // else null (a variant may read these instead of x)
   const int8_t* xq = nullptr;        // da8w8: quantized activations [M][round_up4(K)]
   const float* x_scale = nullptr;    // da8w8: per-row scales [M]
+                                     // (da8w4 uses xq and x_scale too, with row stride K: K % 8 == 0)
+  const int32_t* xq_sums = nullptr;  // da8w4: [M][K / group] sums of xq over each group (da8w4_group_sums)
   const uint8_t* packed = nullptr;   // [num_panels(N)][panel bytes]
-  int64_t group = 0;                 // a16w4 only
+  int64_t group = 0;                 // a16w4 and da8w4
   const float* row_scale = nullptr;  // [M] or null (all 1): y[i] = row_scale[i] * (x[i] . w) + bias, for rows
                                      // that were scaled down to keep the fp32 sums finite (linear.h)
   const float* bias = nullptr;       // fp32 [N] or null
@@ -73,6 +89,9 @@ struct KernelTable {
   LinearDriver linear_a16w8;
   LinearDriver linear_a16w4;
   LinearDriver linear_da8w8;
+  // da8w4: y[i][c] = x_scale[i] * sum_G s[G][c] * float(d_G[i][c]) (+ bias), d_G = sum_{k in G} (q - z) * xq
+  // exact in int32 (group <= kMaxGroupDA8W4); each variant has its own (generic/, avx2/, avx512_vnni/da8w4.cpp).
+  LinearDriver linear_da8w4;
 
   // Activation row(s) in bf16/fp16/fp32 -> fp32: exact widening, except that subnormal bf16 values read as
   // (signed) zero. The bf16 dot-product instruction (vdpbf16ps) treats them so, and every variant and path

@@ -66,4 +66,28 @@ void pack_da8w8(const int8_t* weight, const float* scales, int64_t N, int64_t K,
   }
 }
 
+void pack_da8w4(const uint8_t* weight, const float* scales, const uint8_t* zeros, int64_t N, int64_t K,
+                int64_t group, uint8_t* out, int64_t p0, int64_t p1) {
+  const int64_t groups = K / group, group_bytes = da8w4_group_bytes(group), panel_bytes = da8w4_panel_bytes(K, group);
+  for (int64_t p = p0; p < p1; ++p) {
+    uint8_t* dst = out + p * panel_bytes;
+    std::memset(dst, 0, size_t(panel_bytes));
+    for (int64_t j = 0; j < kPanel && p * kPanel + j < N; ++j) {
+      const int64_t n = p * kPanel + j;
+      const uint8_t* row = weight + n * (K / 2);
+      auto q = [&](int64_t k) { return uint8_t((row[k / 2] >> (k % 2 * 4)) & 15); };
+      for (int64_t g = 0; g < groups; ++g) {
+        uint8_t* gd = dst + g * group_bytes;
+        put_f32(gd, j, scales[n * groups + g]);
+        gd[kDA8W4Zeros + j] = zeros ? zeros[n * groups + g] : 8;
+        for (int64_t r = 0; r < group / 8; ++r) {
+          const int64_t k = g * group + 8 * r;
+          for (int64_t t = 0; t < 4; ++t)
+            gd[kDA8W4Header + r * kDA8W4Row + j * 4 + t] = uint8_t(q(k + t) | q(k + 4 + t) << 4);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace lowbit::cpu

@@ -17,4 +17,9 @@ void pack_a16w4(const uint8_t* weight, const float* scales, const uint8_t* zeros
 void pack_da8w8(const int8_t* weight, const float* scales, int64_t N, int64_t K, uint8_t* out, int64_t p0,
                 int64_t p1);
 
+// weight uint8 [N, K/2] (k even in the low nibble), scales fp32 [N, K/group], zeros uint8 [N, K/group] in 0..15
+// or null for symmetric (zero point 8); group a multiple of 8 dividing K. Layout: api.h (da8w4).
+void pack_da8w4(const uint8_t* weight, const float* scales, const uint8_t* zeros, int64_t N, int64_t K,
+                int64_t group, uint8_t* out, int64_t p0, int64_t p1);
+
 }  // namespace lowbit::cpu

@@ -15,6 +15,7 @@ void LOWBIT_VARIANT_FILL(KernelTable& t) {
   t.gemm_a16w4_chunk = avx2::gemm_a16w4_chunk;
   t.quantize_row_s8 = avx2::quantize_row_s8;
   t.gemm_s8_panel = avx2::gemm_s8_panel;
+  t.linear_da8w4 = avx2::linear_da8w4;
 }
 
 }  // namespace lowbit::cpu

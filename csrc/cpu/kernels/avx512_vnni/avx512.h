@@ -19,6 +19,8 @@ void gemm_a16w4_chunk(const uint8_t* panel, int64_t group, int64_t k0, int64_t k
 void gemm_s8_panel(const int8_t* a, int64_t lda, const int8_t* w, int64_t K4, int32_t* c, int64_t m);
 // da8w8's driver, two panels per register tile
 void linear_da8w8(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1);
+// da8w4's driver (da8w4.cpp)
+void linear_da8w4(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1);
 
 // Rows of the next register tile when `left` rows remain for `tiles` tiles: spread evenly (a short last tile
 // would wait on the FMA latency with too few independent accumulators).

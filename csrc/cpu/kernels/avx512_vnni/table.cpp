@@ -14,6 +14,7 @@ void LOWBIT_VARIANT_FILL(KernelTable& t) {
   t.gemm_a16w4_chunk = v::gemm_a16w4_chunk;
   t.gemm_s8_panel = v::gemm_s8_panel;
   t.linear_da8w8 = v::linear_da8w8;
+  t.linear_da8w4 = v::linear_da8w4;
 }
 
 }  // namespace lowbit::cpu

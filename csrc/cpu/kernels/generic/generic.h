@@ -25,5 +25,6 @@ void gemm_a16w4_chunk(const uint8_t* panel, int64_t group, int64_t k0, int64_t k
                       const float* xsum, int64_t ldxs, float* g, float* c, int64_t m, float* tile);
 void quantize_row_s8(const float* x, int64_t K, int64_t K4, int8_t* xq, float* scale);
 void gemm_s8_panel(const int8_t* a, int64_t lda, const int8_t* w, int64_t K4, int32_t* c, int64_t m);
+void linear_da8w4(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1);
 
 }  // namespace lowbit::cpu::generic

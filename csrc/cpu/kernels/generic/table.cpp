@@ -8,6 +8,7 @@ void LOWBIT_VARIANT_FILL(KernelTable& t) {
   t.linear_a16w8 = linear_a16w8_panels;
   t.linear_a16w4 = linear_a16w4_panels;
   t.linear_da8w8 = linear_da8w8_panels;
+  t.linear_da8w4 = generic::linear_da8w4;
   t.to_f32 = generic::to_f32;
   t.from_f32 = generic::from_f32;
   t.widen_a16w8 = generic::widen_a16w8;
