@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "canonical_checks.h"
+#include "op_checks.h"
 #include "op_schemas.h"
 #include "runtime.h"
 
@@ -33,10 +33,8 @@ namespace {
 using torch::headeronly::ScalarType;
 using torch::stable::Tensor;
 namespace lx = lowbit::xpu;
-using lowbit::checks::check_da8w8_k;
-using lowbit::checks::check_dtype;
-using lowbit::checks::check_group;
-using lowbit::checks::check_int4_weight;
+namespace checks = lowbit::checks;
+using checks::check_dtype;
 
 constexpr int64_t kPanel = 64;      // columns per packed panel (kernels/common.h)
 constexpr size_t kRowsLocal = kPanel;  // work-group of the rows (decode) path: one panel
@@ -49,31 +47,6 @@ int64_t rows_int8(int64_t K) { return (K + 3) / 4 + 1; }  // a16w8 and da8w8: we
 int64_t rows_int4(int64_t K, int64_t g) { return (K + 7) / 8 + 2 * (K / g); }  // words + scales + zeros
 // da8w4: nibble words + scales + zero points as nibbles, 8 groups a word (K a multiple of 8)
 int64_t rows_da8w4(int64_t K, int64_t g) { return K / 8 + K / g + (K / g + 7) / 8; }
-
-// da8w4's group size: a multiple of 8 (a group is whole packed words, kernels/da8w4.sycl) dividing K, and small
-// enough that a group's int32 dot product sum (q - z) * xq, |q - z| <= 15 and |xq| <= 127, cannot overflow.
-constexpr int64_t kMaxGroupDa8w4 = INT32_MAX / (15 * 127);
-
-void check_da8w4_group_size(int64_t group_size) {
-  STD_TORCH_CHECK(group_size > 0 && group_size % 8 == 0,
-                  "lowbit: da8w4 needs group_size to be a positive multiple of 8, got ", group_size);
-  STD_TORCH_CHECK(group_size <= kMaxGroupDa8w4, "lowbit: da8w4 supports group_size <= ", kMaxGroupDa8w4,
-                  " (exact int32 group sums: 15 * 127 * group_size <= 2^31 - 1), got group_size = ", group_size);
-}
-
-// The error for a da8w4 packing whose rows per panel (`got`) are not those of (K, group_size): another group
-// size for this K (group_size is wrong), else another in_features (x is).
-[[noreturn]] void da8w4_size_mismatch(int64_t got, int64_t K, int64_t group_size) {
-  if (K % 8 == 0) {
-    for (int64_t g = 8; g <= std::min(K, kMaxGroupDa8w4); g += 8) {
-      STD_TORCH_CHECK(K % g != 0 || rows_da8w4(K, g) != got, "lowbit: group_size = ", group_size,
-                      " does not match packed_weight, whose size is that of group_size = ", g, " for K = ", K);
-    }
-  }
-  STD_TORCH_CHECK(false, "lowbit: x.size(-1) = ", K,
-                  " does not match the in_features packed_weight was packed for (da8w4)");
-  __builtin_unreachable();
-}
 
 // ---------------------------------------------------------------- checks
 void check_device(const Tensor& t, const char* name) {
@@ -100,8 +73,7 @@ const char* dtype_suffix(const Tensor& x) {
     case ScalarType::Half: return "F16";
     case ScalarType::BFloat16: return "BF16";
     default:
-      STD_TORCH_CHECK(false, "lowbit: x must be bfloat16, float16 or float32, got dtype ",
-                      torch::headeronly::toString(x.scalar_type()));
+      STD_TORCH_CHECK(false, checks::activation_dtype_error(), torch::headeronly::toString(x.scalar_type()));
   }
   return "";
 }
@@ -153,16 +125,6 @@ class Launcher {
   sycl::queue& q_;
 };
 
-// LOWBIT_DEBUG_POISON=1 fills every output with NaN before the kernels run, so a test sees any element a
-// kernel forgot to write (as the CPU library does). Read once.
-bool poison_outputs() {
-  static const bool on = [] {
-    const char* v = std::getenv("LOWBIT_DEBUG_POISON");
-    return v != nullptr && v[0] == '1';
-  }();
-  return on;
-}
-
 // From how many rows the tiled (local-memory) path replaces the rows (decode) path. On a GPU the tiles reuse
 // weights and activations from local memory (from 16 rows: a half-empty 32-row tile still halves weight
 // traffic); on the CPU device the rows path measured 1.6-3x faster at M = 128 (benchmarks/bench_sycl.py: caches
@@ -195,11 +157,11 @@ Tensor new_packed(const Tensor& like, int64_t rows, int64_t N) {
   return torch::stable::new_empty(like, {num_panels(N), rows, kPanel, 4}, ScalarType::Byte);
 }
 
-void check_int8_weight(const Tensor& weight, const Tensor& scales) {
+void check_int8_weight(const Tensor& weight, const Tensor& scales, const char* mode) {
   check_device(weight, "weight");
   check_device(scales, "scales");
   check_same_device(weight, scales, "weight", "scales");
-  lowbit::checks::check_int8_weight(weight, scales);
+  checks::check_int8_weight(weight, scales, checks::mode(mode));
 }
 
 Tensor pack_int8(const Tensor& weight, const Tensor& scales) {
@@ -213,13 +175,12 @@ Tensor pack_int8(const Tensor& weight, const Tensor& scales) {
 }
 
 Tensor pack_a16w8(Tensor weight, Tensor scales) {
-  check_int8_weight(weight, scales);
+  check_int8_weight(weight, scales, "a16w8");
   return pack_int8(weight, scales);
 }
 
 Tensor pack_da8w8(Tensor weight, Tensor scales) {
-  check_int8_weight(weight, scales);
-  check_da8w8_k(weight.size(1));
+  check_int8_weight(weight, scales, "da8w8");
   return pack_int8(weight, scales);
 }
 
@@ -251,7 +212,7 @@ const uint8_t* checked_zeros(const std::optional<Tensor>& zeros) {
 
 Tensor pack_a16w4(Tensor weight, Tensor scales, std::optional<Tensor> zeros, int64_t group_size) {
   check_int4_devices(weight, scales, zeros);
-  const auto [N, K, groups] = check_int4_weight(weight, scales, zeros, group_size);
+  const auto [N, K, groups] = checks::check_int4_weight(weight, scales, zeros, group_size, checks::mode("a16w4"));
   const uint8_t* z = checked_zeros(zeros);
   const int64_t rows = rows_int4(K, group_size);
   Tensor out = new_packed(weight, rows, N);
@@ -265,8 +226,7 @@ Tensor pack_a16w4(Tensor weight, Tensor scales, std::optional<Tensor> zeros, int
 
 Tensor pack_da8w4(Tensor weight, Tensor scales, std::optional<Tensor> zeros, int64_t group_size) {
   check_int4_devices(weight, scales, zeros);
-  check_da8w4_group_size(group_size);
-  const auto [N, K, groups] = check_int4_weight(weight, scales, zeros, group_size);
+  const auto [N, K, groups] = checks::check_int4_weight(weight, scales, zeros, group_size, checks::mode("da8w4"));
   const uint8_t* z = checked_zeros(zeros);
   Tensor out = new_packed(weight, rows_da8w4(K, group_size), N);
   Launcher run(weight);
@@ -288,23 +248,26 @@ struct Prepared {
 
 // Rows per panel of a packing (mode, K, group size), for the error that names the mismatched argument.
 int64_t packed_rows(const char* mode, int64_t K, int64_t group_size) {
-  return std::string(mode) == "a16w4" ? rows_int4(K, group_size) : rows_int8(K);
+  const std::string m = mode;
+  if (m == "a16w4") return rows_int4(K, group_size);
+  if (m == "da8w4") return rows_da8w4(K, group_size);
+  return rows_int8(K);
 }
 
-Prepared prepare(const Tensor& x, const Tensor& packed, int64_t N, const std::optional<Tensor>& bias, int64_t rows,
-                 const char* mode, int64_t group_size = 0) {
+// Every check of a linear op's arguments (op_checks.h, in the order _opmeta.check_linear mirrors, plus the 32-bit
+// index limits of the kernels), and the output.
+Prepared prepare(const Tensor& x, const Tensor& packed, int64_t N, const std::optional<Tensor>& bias,
+                 const char* mode_name, int64_t group_size = 0) {
+  const checks::Mode& mode = checks::mode(mode_name);
+  const int64_t K_arg = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
+  checks::check_linear_k(mode, K_arg, group_size);  // the mode's bounds, whoever packed the weight
   check_device(x, "x");
   check_device(packed, "packed_weight");
   check_same_device(x, packed, "x", "packed_weight");
   dtype_suffix(x);
-  check_dtype(packed, ScalarType::Byte, "packed_weight", "uint8 (from lowbit.ops.pack_*)");
-  STD_TORCH_CHECK(x.dim() >= 1, "lowbit: x must have at least one dimension [..., K]");
-  STD_TORCH_CHECK(N > 0, "lowbit: out_features must be positive, got ", N);
+  const int64_t K = checks::check_linear_args(x, packed, N);
   check_int_range(N, "out_features");
-  const int64_t K = x.size(x.dim() - 1);
-  // no packed weight has K = 0 (packing rejects empty weights); without this, a hand-made packing for K = 0
-  // would pass the size checks below and the op would return its output unwritten
-  STD_TORCH_CHECK(K > 0, "lowbit: x.size(-1) = K must be positive, got 0");
+  checks::check_k_positive(K);
   check_int_range(K, "K");
   check_int_range(x.numel(), "x.numel()");
   STD_TORCH_CHECK(packed.dim() == 4 && packed.size(2) == kPanel && packed.size(3) == 4,
@@ -312,30 +275,21 @@ Prepared prepare(const Tensor& x, const Tensor& packed, int64_t N, const std::op
                   "pack the weight on the device it runs on)");
   STD_TORCH_CHECK(packed.size(0) == num_panels(N), "lowbit: packed_weight has ", packed.size(0),
                   " panels of 64 columns, out_features = ", N, " needs ", num_panels(N));
-  if (packed.size(1) != rows) {
-    if (std::string(mode) == "da8w4") da8w4_size_mismatch(packed.size(1), K, group_size);
-    lowbit::checks::packed_size_mismatch(packed.size(1), mode, K, group_size, packed_rows);
-  }
+  if (packed.size(1) != packed_rows(mode_name, K, group_size))
+    checks::packed_size_mismatch(packed.size(1), mode, K, group_size, packed_rows);
   check_int_range(packed.numel() / 4, "packed_weight's words");
   Prepared p{0, N, K, Tensor(), std::nullopt, nullptr};
   if (bias) {
     check_device(*bias, "bias");
     check_same_device(x, *bias, "x", "bias");
-    STD_TORCH_CHECK(bias->scalar_type() == x.scalar_type(), "lowbit: bias must have x's dtype (",
-                    torch::headeronly::toString(x.scalar_type()), "), got ",
-                    torch::headeronly::toString(bias->scalar_type()));
-    STD_TORCH_CHECK(bias->dim() == 1 && bias->size(0) == N, "lowbit: bias must have shape [out_features] = [", N,
-                    "]");
+    checks::check_bias(x, *bias, N);
     p.bias32 = torch::stable::to(*bias, ScalarType::Float);
     p.bias = p.bias32->const_data_ptr<float>();
   }
   p.M = x.numel() / K;
   check_int_range(p.M * N, "the output's numel (rows of x * out_features)");
   check_int_range(p.M * ((K + 3) / 4 * 4), "x.numel() with K rounded up to 4");  // da8w8's quantized activations
-  std::vector<int64_t> out_shape(x.sizes().begin(), x.sizes().end());
-  out_shape.back() = N;
-  p.out = torch::stable::new_empty(x, out_shape);
-  if (poison_outputs() && p.out.numel() > 0) torch::stable::fill_(p.out, std::numeric_limits<double>::quiet_NaN());
+  p.out = checks::new_output(x, N);
   return p;
 }
 
@@ -366,8 +320,8 @@ Geometry geometry(const char* mode, const Tensor& x, int64_t M, int64_t N) {
 }
 
 Tensor linear_a16w8(Tensor x, Tensor packed, int64_t out_features, std::optional<Tensor> bias) {
-  const int64_t K = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
-  Prepared p = prepare(x, packed, out_features, bias, rows_int8(K), "a16w8");
+  Prepared p = prepare(x, packed, out_features, bias, "a16w8");
+  const int64_t K = p.K;
   if (p.M == 0) return p.out;
   const Geometry g = geometry("a16w8", x, p.M, p.N);
   Tensor xs;  // the rows path's prepass output (fp32 activations), alive until the kernels finish or are enqueued
@@ -386,10 +340,8 @@ Tensor linear_a16w8(Tensor x, Tensor packed, int64_t out_features, std::optional
 }
 
 Tensor linear_a16w4(Tensor x, Tensor packed, int64_t out_features, int64_t group_size, std::optional<Tensor> bias) {
-  const int64_t K = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
-  STD_TORCH_CHECK(K % 2 == 0, "lowbit: a16w4 needs an even K = x.size(-1), got ", K);
-  check_group(K, group_size);
-  Prepared p = prepare(x, packed, out_features, bias, rows_int4(K, group_size), "a16w4", group_size);
+  Prepared p = prepare(x, packed, out_features, bias, "a16w4", group_size);
+  const int64_t K = p.K;
   if (p.M == 0) return p.out;
   const Geometry g = geometry("a16w4", x, p.M, p.N);
   Tensor xs, xsum;  // the prepass's outputs: alive until the kernels finish (CPU) or are enqueued (XPU)
@@ -414,9 +366,8 @@ Tensor linear_a16w4(Tensor x, Tensor packed, int64_t out_features, int64_t group
 }
 
 Tensor linear_da8w8(Tensor x, Tensor packed, int64_t out_features, std::optional<Tensor> bias) {
-  const int64_t K = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
-  check_da8w8_k(K);
-  Prepared p = prepare(x, packed, out_features, bias, rows_int8(K), "da8w8");
+  Prepared p = prepare(x, packed, out_features, bias, "da8w8");
+  const int64_t K = p.K;
   if (p.M == 0) return p.out;
   const int64_t K4 = (K + 3) / 4 * 4;
   Tensor xq = torch::stable::new_empty(x, {p.M, K4}, ScalarType::Char);
@@ -439,10 +390,8 @@ Tensor linear_da8w8(Tensor x, Tensor packed, int64_t out_features, std::optional
 }
 
 Tensor linear_da8w4(Tensor x, Tensor packed, int64_t out_features, int64_t group_size, std::optional<Tensor> bias) {
-  const int64_t K = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
-  check_da8w4_group_size(group_size);
-  STD_TORCH_CHECK(K % group_size == 0, "lowbit: K = ", K, " is not divisible by group_size = ", group_size);
-  Prepared p = prepare(x, packed, out_features, bias, rows_da8w4(K, group_size), "da8w4", group_size);
+  Prepared p = prepare(x, packed, out_features, bias, "da8w4", group_size);
+  const int64_t K = p.K;
   if (p.M == 0) return p.out;
   const int64_t groups = K / group_size;
   const std::string dt = dtype_suffix(x);

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "canonical_checks.h"
+#include "op_checks.h"
 #include "cpu/kernels/da8w4.h"
 #include "cpu/kernels/generic/generic.h"
 #include "cpu/kernels/isa.h"
@@ -25,11 +25,8 @@ namespace {
 using torch::headeronly::ScalarType;
 using torch::stable::Tensor;
 namespace lc = lowbit::cpu;
-using lowbit::checks::check_da8w4_group;
-using lowbit::checks::check_da8w8_k;
-using lowbit::checks::check_dtype;
-using lowbit::checks::check_group;
-using lowbit::checks::check_int4_weight;
+namespace checks = lowbit::checks;
+using checks::check_int4_weight;
 
 static_assert(lc::kMaxK8 == lowbit::checks::kMaxK8, "the kernels and the checks must agree on da8w8's K bound");
 static_assert(lc::kMaxGroupDA8W4 == lowbit::checks::kMaxGroupDA8W4,
@@ -46,20 +43,9 @@ lc::ActDType act_dtype(const Tensor& x) {
     case ScalarType::BFloat16: return lc::ActDType::bf16;
     case ScalarType::Half: return lc::ActDType::f16;
     default:
-      STD_TORCH_CHECK(false, "lowbit: x must be bfloat16, float16 or float32, got dtype ",
-                      torch::headeronly::toString(x.scalar_type()));
+      STD_TORCH_CHECK(false, checks::activation_dtype_error(), torch::headeronly::toString(x.scalar_type()));
   }
   return lc::ActDType::f32;
-}
-
-// LOWBIT_DEBUG_POISON=1 fills every output with NaN before the kernels run, so a test sees any element a
-// kernel forgot to write (fresh allocations are often zero and would hide it). Read once.
-bool poison_outputs() {
-  static const bool on = [] {
-    const char* v = std::getenv("LOWBIT_DEBUG_POISON");
-    return v != nullptr && v[0] == '1';
-  }();
-  return on;
 }
 
 // One contiguous range of work items per thread, on the ATen pool (honours torch.set_num_threads).
@@ -74,14 +60,14 @@ Tensor new_packed(int64_t N, int64_t panel_bytes, const Tensor& like) {
   return torch::stable::new_empty(like, {lc::num_panels(N), panel_bytes}, ScalarType::Byte);
 }
 
-void check_int8_weight(const Tensor& weight, const Tensor& scales) {
+void check_int8_weight(const Tensor& weight, const Tensor& scales, const char* mode) {
   check_cpu_contiguous(weight, "weight");
   check_cpu_contiguous(scales, "scales");
-  lowbit::checks::check_int8_weight(weight, scales);
+  checks::check_int8_weight(weight, scales, checks::mode(mode));
 }
 
 Tensor pack_a16w8(Tensor weight, Tensor scales) {
-  check_int8_weight(weight, scales);
+  check_int8_weight(weight, scales, "a16w8");
   const int64_t N = weight.size(0), K = weight.size(1);
   Tensor out = new_packed(N, lc::a16w8_panel_bytes(K), weight);
   auto w = weight.const_data_ptr<int8_t>();
@@ -92,9 +78,8 @@ Tensor pack_a16w8(Tensor weight, Tensor scales) {
 }
 
 Tensor pack_da8w8(Tensor weight, Tensor scales) {
-  check_int8_weight(weight, scales);
+  check_int8_weight(weight, scales, "da8w8");
   const int64_t N = weight.size(0), K = weight.size(1);
-  check_da8w8_k(K);
   Tensor out = new_packed(N, lc::da8w8_panel_bytes(K), weight);
   auto w = weight.const_data_ptr<int8_t>();
   auto s = scales.const_data_ptr<float>();
@@ -105,11 +90,11 @@ Tensor pack_da8w8(Tensor weight, Tensor scales) {
 
 // The canonical int4 checks shared by pack_a16w4 and pack_da8w4; returns the zero points (null: symmetric).
 const uint8_t* check_int4_canonical(const Tensor& weight, const Tensor& scales, const std::optional<Tensor>& zeros,
-                                    int64_t group_size, int64_t& N, int64_t& K) {
+                                    int64_t group_size, const char* mode, int64_t& N, int64_t& K) {
   check_cpu_contiguous(weight, "weight");
   check_cpu_contiguous(scales, "scales");
   if (zeros) check_cpu_contiguous(*zeros, "zeros");
-  const auto shape = check_int4_weight(weight, scales, zeros, group_size);
+  const auto shape = check_int4_weight(weight, scales, zeros, group_size, checks::mode(mode));
   N = shape.N, K = shape.K;
   if (!zeros) return nullptr;
   const uint8_t* z = zeros->const_data_ptr<uint8_t>();
@@ -120,7 +105,7 @@ const uint8_t* check_int4_canonical(const Tensor& weight, const Tensor& scales, 
 
 Tensor pack_a16w4(Tensor weight, Tensor scales, std::optional<Tensor> zeros, int64_t group_size) {
   int64_t N, K;
-  const uint8_t* z = check_int4_canonical(weight, scales, zeros, group_size, N, K);
+  const uint8_t* z = check_int4_canonical(weight, scales, zeros, group_size, "a16w4", N, K);
   Tensor out = new_packed(N, lc::a16w4_panel_bytes(K, group_size), weight);
   auto w = weight.const_data_ptr<uint8_t>();
   auto s = scales.const_data_ptr<float>();
@@ -132,8 +117,7 @@ Tensor pack_a16w4(Tensor weight, Tensor scales, std::optional<Tensor> zeros, int
 
 Tensor pack_da8w4(Tensor weight, Tensor scales, std::optional<Tensor> zeros, int64_t group_size) {
   int64_t N, K;
-  const uint8_t* z = check_int4_canonical(weight, scales, zeros, group_size, N, K);
-  check_da8w4_group(K, group_size);
+  const uint8_t* z = check_int4_canonical(weight, scales, zeros, group_size, "da8w4", N, K);
   Tensor out = new_packed(N, lc::da8w4_panel_bytes(K, group_size), weight);
   auto w = weight.const_data_ptr<uint8_t>();
   auto s = scales.const_data_ptr<float>();
@@ -175,7 +159,6 @@ void* temporary(Prepared& p, const Tensor& like, int64_t bytes) {
   return t.mutable_data_ptr();
 }
 
-// Checks shared by the three modes; returns the output and the args without the mode's packed view.
 // Per-panel bytes of a packing (mode, K, group size), for the error that names the mismatched argument.
 int64_t panel_bytes(const char* mode, int64_t K, int64_t group_size) {
   const std::string m = mode;
@@ -185,37 +168,30 @@ int64_t panel_bytes(const char* mode, int64_t K, int64_t group_size) {
   return lc::a16w4_panel_bytes(K, group_size);
 }
 
+// Every check of a linear op's arguments (op_checks.h, in the order _opmeta.check_linear mirrors), the output,
+// and the args without the mode's own fields.
 Prepared prepare(const Tensor& x, const Tensor& packed, int64_t N, const std::optional<Tensor>& bias,
-                 int64_t panel_bytes_for_K, const char* mode, int64_t group_size = 0) {
+                 const char* mode_name, int64_t group_size = 0) {
+  const checks::Mode& mode = checks::mode(mode_name);
+  const int64_t K_arg = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
+  checks::check_linear_k(mode, K_arg, group_size);  // the mode's bounds, whoever packed the weight
   check_cpu_contiguous(x, "x");
   check_cpu_contiguous(packed, "packed_weight");
   const lc::ActDType dtype = act_dtype(x);
-  check_dtype(packed, ScalarType::Byte, "packed_weight", "uint8 (from lowbit.ops.pack_*)");
-  STD_TORCH_CHECK(x.dim() >= 1, "lowbit: x must have at least one dimension [..., K]");
-  STD_TORCH_CHECK(N > 0, "lowbit: out_features must be positive, got ", N);
-  const int64_t K = x.size(x.dim() - 1);
-  // no packed weight has K = 0 (packing rejects empty weights); without this, a hand-made [P, bytes(0)] tensor
-  // would pass the size check below and the op would return its output unwritten
-  STD_TORCH_CHECK(K > 0, "lowbit: x.size(-1) = K must be positive, got 0");
+  const int64_t K = checks::check_linear_args(x, packed, N);
+  checks::check_k_positive(K);
   STD_TORCH_CHECK(packed.dim() == 2 && packed.size(0) == lc::num_panels(N),
                   "lowbit: packed_weight does not hold out_features = ", N, " (expected ", lc::num_panels(N),
                   " panels of 16 columns, got shape [", packed.dim() > 0 ? packed.size(0) : 0, ", ...])");
-  if (packed.size(1) != panel_bytes_for_K)
-    lowbit::checks::packed_size_mismatch(packed.size(1), mode, K, group_size, panel_bytes);
+  if (packed.size(1) != panel_bytes(mode_name, K, group_size))
+    checks::packed_size_mismatch(packed.size(1), mode, K, group_size, panel_bytes);
   if (bias) {
     check_cpu_contiguous(*bias, "bias");
-    STD_TORCH_CHECK(bias->scalar_type() == x.scalar_type(), "lowbit: bias must have x's dtype (",
-                    torch::headeronly::toString(x.scalar_type()), "), got ",
-                    torch::headeronly::toString(bias->scalar_type()));
-    STD_TORCH_CHECK(bias->dim() == 1 && bias->size(0) == N, "lowbit: bias must have shape [out_features] = [", N,
-                    "]");
+    checks::check_bias(x, *bias, N);
   }
 
   Prepared p;
-  std::vector<int64_t> out_shape(x.sizes().begin(), x.sizes().end());
-  out_shape.back() = N;
-  p.out = torch::stable::new_empty(x, out_shape);
-  if (poison_outputs()) torch::stable::fill_(p.out, std::nan(""));
+  p.out = checks::new_output(x, N);
   auto& a = p.args;
   a.K = K;
   a.N = N;
@@ -274,8 +250,7 @@ const float* prescale_if_needed(const Tensor& x, Prepared& p, const float* xf) {
 }
 
 Tensor linear_a16w8(Tensor x, Tensor packed, int64_t out_features, std::optional<Tensor> bias) {
-  const int64_t K = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
-  Prepared p = prepare(x, packed, out_features, bias, lc::a16w8_panel_bytes(K), "a16w8");
+  Prepared p = prepare(x, packed, out_features, bias, "a16w8");
   if (p.args.M == 0) return p.out;
   p.args.x = prescale_if_needed(x, p, x_as_f32(x, p));
   const lc::KernelTable& kt = lc::active_kernels();
@@ -286,10 +261,7 @@ Tensor linear_a16w8(Tensor x, Tensor packed, int64_t out_features, std::optional
 
 Tensor linear_a16w4(Tensor x, Tensor packed, int64_t out_features, int64_t group_size,
                     std::optional<Tensor> bias) {
-  const int64_t K = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
-  STD_TORCH_CHECK(K % 2 == 0, "lowbit: a16w4 needs an even K = x.size(-1), got ", K);
-  check_group(K, group_size);
-  Prepared p = prepare(x, packed, out_features, bias, lc::a16w4_panel_bytes(K, group_size), "a16w4", group_size);
+  Prepared p = prepare(x, packed, out_features, bias, "a16w4", group_size);
   if (p.args.M == 0) return p.out;
   p.args.group = group_size;
   p.args.x = prescale_if_needed(x, p, x_as_f32(x, p));
@@ -321,25 +293,21 @@ void quantize_x(const Tensor& x, Prepared& p, int64_t K4, int64_t group) {
 }
 
 Tensor linear_da8w8(Tensor x, Tensor packed, int64_t out_features, std::optional<Tensor> bias) {
-  const int64_t K = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
-  check_da8w8_k(K);  // the int32 accumulator's bound, whoever packed the weight
-  Prepared p = prepare(x, packed, out_features, bias, lc::da8w8_panel_bytes(K), "da8w8");
+  Prepared p = prepare(x, packed, out_features, bias, "da8w8");
   auto& a = p.args;
   if (a.M == 0) return p.out;
-  quantize_x(x, p, lc::round_up4(K), 0);
+  quantize_x(x, p, lc::round_up4(a.K), 0);
   const lc::KernelTable& kt = lc::active_kernels();
   parallel(lc::num_panels(out_features), [&](int64_t p0, int64_t p1) { kt.linear_da8w8(kt, a, p0, p1); });
   return p.out;
 }
 
 Tensor linear_da8w4(Tensor x, Tensor packed, int64_t out_features, int64_t group_size, std::optional<Tensor> bias) {
-  const int64_t K = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
-  check_da8w4_group(K, group_size);  // the int32 group sums' bound, whoever packed the weight
-  Prepared p = prepare(x, packed, out_features, bias, lc::da8w4_panel_bytes(K, group_size), "da8w4", group_size);
+  Prepared p = prepare(x, packed, out_features, bias, "da8w4", group_size);
   auto& a = p.args;
   if (a.M == 0) return p.out;
   a.group = group_size;
-  quantize_x(x, p, K, group_size);  // K % 8 == 0: the rows need no padding to the 4-byte step
+  quantize_x(x, p, a.K, group_size);  // K % 8 == 0: the rows need no padding to the 4-byte step
   const lc::KernelTable& kt = lc::active_kernels();
   parallel(lc::num_panels(out_features), [&](int64_t p0, int64_t p1) { kt.linear_da8w4(kt, a, p0, p1); });
   return p.out;

@@ -23,7 +23,7 @@ INT_MAX = modes.INT_MAX
 
 def mismatch_reason(mode, got: int, k: int, group_size: Optional[int], backend) -> Optional[str]:
     """When a packing's per-panel size `got` is not what (mode, K, group_size) needs on `backend` and another
-    packing of the same K explains it, which argument is wrong (csrc/canonical_checks.h, packed_size_mismatch);
+    packing of the same K explains it, which argument is wrong (csrc/op_checks.h, packed_size_mismatch);
     else None."""
     mode = modes.get(mode)
     if not mode.grouped:
@@ -82,11 +82,14 @@ def _check_contiguous(named: dict) -> None:
 def _check_group(k: int, group_size: int, mode) -> None:
     m = mode.group_multiple
     if not (group_size > 0 and group_size % m == 0):
-        _fail("group_size must be a positive ", "even number" if m == 2 else f"multiple of {m}", ", got ", group_size)
+        if m == 2:
+            _fail("group_size must be a positive even number, got ", group_size)
+        _fail(mode.name, " needs group_size to be a positive multiple of ", m, ", got ", group_size)
+    if mode.max_group is not None and group_size > mode.max_group:
+        _fail(mode.name, " supports group_size <= ", mode.max_group, " (", mode.limits, "), got group_size = ",
+              group_size)
     if k % group_size != 0:
         _fail("K = ", k, " is not divisible by group_size = ", group_size)
-    if mode.max_group is not None and group_size > mode.max_group:
-        _fail(mode.name, " supports group_size <= ", mode.max_group, " (", mode.limits, "), got ", group_size)
 
 
 def _check_k(k: int, mode) -> None:

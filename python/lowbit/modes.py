@@ -117,8 +117,8 @@ class Mode:
             return f"int4 weights need an even in_features (two per byte), got K = {k}"
         m = self.group_multiple
         if not isinstance(group_size, int) or group_size <= 0 or group_size % m:
-            what = "even" if m == 2 else f"multiple of {m}"
-            return f"group_size must be a positive {what} number or None (per channel), got {group_size}"
+            what = "even number" if m == 2 else f"multiple of {m}"
+            return f"{self.name}: group_size must be a positive {what} or None (per channel), got {group_size}"
         if k % group_size:
             return f"in_features K = {k} is not divisible by group_size = {group_size}"
         if self.max_group is not None and group_size > self.max_group:
@@ -163,6 +163,11 @@ BY_NAME: Dict[str, Mode] = {m.name: m for m in (
          INT8, dynamic_activations=True, reference=_da8w8_ref, peer="torch _int_mm",
          layouts={"cpu": layouts.CPU_DA8W8, "sycl": layouts.SYCL_INT8},
          max_k=MAX_K8, limits="int32 accumulation"),
+    Mode("da8w4", "int4 group-wise weights as a16w4; activations quantized per token to int8 in the op, exact int32 "
+         "sums per group scaled in fp32 (llama.cpp's q4 x q8 arithmetic)",
+         INT4, dynamic_activations=True, reference=_da8w4_ref, peer="torch int4",
+         layouts={"cpu": layouts.CPU_DA8W4, "sycl": layouts.SYCL_DA8W4},
+         group_multiple=8, max_group=MAX_GROUP_DA8W4, limits="int32 group sums"),
 )}
 NAMES: Tuple[str, ...] = tuple(BY_NAME)
 

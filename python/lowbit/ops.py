@@ -91,8 +91,8 @@ def _check_linear(mode: modes.Mode, x, packed_weight, out_features, bias, group_
 def _check_group_size(k: int, group_size, name: str, mode: modes.Mode) -> None:
     m = mode.group_multiple
     if not isinstance(group_size, int) or isinstance(group_size, bool) or group_size <= 0 or group_size % m:
-        what = "even" if m == 2 else f"multiple of {m}"
-        raise ValueError(f"group_size must be a positive {what} int, got {group_size!r}")
+        what = "even int" if m == 2 else f"multiple of {m}"
+        raise ValueError(f"group_size must be a positive {what} for {mode.name}, got {group_size!r}")
     if k % group_size:
         raise ValueError(f"{name} = {k} is not divisible by group_size = {group_size}")
     if mode.max_group is not None and group_size > mode.max_group:

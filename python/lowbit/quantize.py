@@ -28,8 +28,9 @@ def check_group_size(group_size, mode="a16w4") -> None:
     m = mode.group_multiple if mode.grouped else 2
     if type(group_size) is int and group_size > 0 and group_size % m == 0:
         return
-    what = "even" if m == 2 else f"multiple of {m}"
-    raise ValueError(f"group_size must be None or -1 (per channel) or a positive {what} int, got {group_size!r}")
+    what = "even int" if m == 2 else f"multiple of {m}"
+    raise ValueError(f"group_size must be None or -1 (per channel) or a positive {what} for {mode.name}, got "
+                     f"{group_size!r}")
 
 
 def _unsupported(linear: nn.Linear, mode: modes.Mode, group_size: Optional[int]) -> Optional[str]:
