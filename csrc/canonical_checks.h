@@ -64,8 +64,9 @@ struct Int4Shape {
   int64_t N, K, groups;
 };
 
-// uint8 [N, K/2] weight + float32 [N, K/g] scales + optional uint8 [N, K/g] zeros (a16w4); the range of
-// the zero points is checked by the backend, where the data lives.
+// uint8 [N, K/2] weight + float32 [N, K/g] scales + optional zeros [N, K/g] (a16w4): uint8 zero points
+// (w = scale * (q - zero)) or float32 offsets (w = scale * q + offset); the range of the zero points and the
+// finiteness of the offsets are checked by the backend, where the data lives.
 inline Int4Shape check_int4_weight(const Tensor& weight, const Tensor& scales, const std::optional<Tensor>& zeros,
                                    int64_t group_size) {
   check_dtype(weight, ScalarType::Byte, "weight", "uint8 [N, K/2] (two int4 per byte)");
@@ -78,7 +79,9 @@ inline Int4Shape check_int4_weight(const Tensor& weight, const Tensor& scales, c
   STD_TORCH_CHECK(scales.dim() == 2 && scales.size(0) == N && scales.size(1) == groups,
                   "lowbit: scales must have shape [N, K/group_size] = [", N, ", ", groups, "]");
   if (zeros) {
-    check_dtype(*zeros, ScalarType::Byte, "zeros", "uint8 [N, K/group_size] in 0..15");
+    STD_TORCH_CHECK(zeros->scalar_type() == ScalarType::Byte || zeros->scalar_type() == ScalarType::Float,
+                    "lowbit: zeros must be uint8 zero points in 0..15 or float32 offsets, [N, K/group_size], got "
+                    "dtype ", torch::headeronly::toString(zeros->scalar_type()));
     STD_TORCH_CHECK(zeros->dim() == 2 && zeros->size(0) == N && zeros->size(1) == groups,
                     "lowbit: zeros must have shape [N, K/group_size] = [", N, ", ", groups, "]");
   }

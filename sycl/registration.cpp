@@ -244,6 +244,8 @@ void check_int4_devices(const Tensor& weight, const Tensor& scales, const std::o
 // The zero points' data after checking their range (nullptr when symmetric).
 const uint8_t* checked_zeros(const std::optional<Tensor>& zeros) {
   if (!zeros) return nullptr;
+  STD_TORCH_CHECK(zeros->scalar_type() == ScalarType::Byte, "lowbit: zeros must be uint8 zero points in 0..15 here "
+                  "(float32 offsets are an a16w4 form)");
   const int64_t zmax = max_zero(*zeros);
   STD_TORCH_CHECK(zmax <= 15, "lowbit: zeros must be in 0..15, found ", zmax);
   return zeros->const_data_ptr<uint8_t>();
@@ -252,6 +254,9 @@ const uint8_t* checked_zeros(const std::optional<Tensor>& zeros) {
 Tensor pack_a16w4(Tensor weight, Tensor scales, std::optional<Tensor> zeros, int64_t group_size) {
   check_int4_devices(weight, scales, zeros);
   const auto [N, K, groups] = check_int4_weight(weight, scales, zeros, group_size);
+  STD_TORCH_CHECK(!zeros || zeros->scalar_type() == ScalarType::Byte,
+                  "lowbit: zeros as float32 offsets (w = scale * q + offset) are not supported by the SYCL kernels "
+                  "yet; pass uint8 zero points, or run this weight on the CPU");
   const uint8_t* z = checked_zeros(zeros);
   const int64_t rows = rows_int4(K, group_size);
   Tensor out = new_packed(weight, rows, N);
