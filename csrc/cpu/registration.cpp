@@ -308,6 +308,12 @@ Tensor linear_a16w4(Tensor x, Tensor packed, int64_t out_features, int64_t group
   // float offsets (128 + 8g) never have the same size. A packing for another group size can still collide
   // (zero points at g = 10i, offsets at g = 16i): group_size must be the one the weight was packed with.
   const bool offsets = packed.dim() == 2 && packed.size(1) == lc::a16w4_panel_bytes(K, group_size, true);
+  if (packed.dim() == 2 && !offsets && packed.size(1) != lc::a16w4_panel_bytes(K, group_size)) {
+    for (int64_t g = 2; g <= K; g += 2)  // a float-offset packing of another group size (zero points: prepare)
+      STD_TORCH_CHECK(K % g != 0 || lc::a16w4_panel_bytes(K, g, true) != packed.size(1), "lowbit: group_size = ",
+                      group_size, " does not match packed_weight, whose size is that of group_size = ", g,
+                      " for K = ", K, " (float offsets)");
+  }
   Prepared p = prepare(x, packed, out_features, bias, lc::a16w4_panel_bytes(K, group_size, offsets), "a16w4",
                        group_size);
   if (p.args.M == 0) return p.out;

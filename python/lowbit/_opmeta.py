@@ -33,9 +33,8 @@ def mismatch_reason(mode, got: int, k: int, group_size: Optional[int], backend) 
                 return (f"packed_weight has the size of pack_{other.name}'s packing for K = {k}, not of "
                         f"pack_{mode.name}'s: linear_{mode.name} needs a weight packed by pack_{mode.name}")
     elif k > 0 and k % 2 == 0:
-        size = backend.layout(mode).panel_size
         for g in range(mode.group_multiple, k + 1, mode.group_multiple):
-            if k % g == 0 and size(k, g) == got:
+            if k % g == 0 and got in backend.panel_sizes(mode, k, g):  # zero points or float offsets
                 return (f"group_size = {group_size} does not match packed_weight, whose size is that of "
                         f"group_size = {g} for K = {k}")
     return None
