@@ -64,9 +64,10 @@ def test_gguf_import_is_exact(loaded):
     assert abs(ratio - 1) <= 0.002, ratio
 
 
-# (variant, bound on perplexity / reference): rows of lowbit.real_model.VARIANTS
+# (variant, bound on perplexity / reference): rows of lowbit.real_model.VARIANTS, run with bf16 activations (the
+# bf16 model itself is within about 0.2% of the float32 one on this slice, which is why the GGUF import's 0.2% is
+# held in float32 above)
 BOUNDS = [
-    ("lowbit-gguf", 1.002),
     ("lowbit-a16w8", 1.01),
     ("lowbit-a16w4-g32-offsets", 1.06),
     ("lowbit-a16w4-g64-best", 1.30),

@@ -12,12 +12,12 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from lowbit.scale_search import normalize_groups, scale_back, search_int4, times_power_of_two
+from lowbit.int4_groups import normalize_groups, scale_back, times_power_of_two
 
 INT4_MAX = 15
-# How int4 scales and zeros are chosen: round to nearest, an error-minimizing search (scale_search.py), or HQQ's
-# half-quadratic optimizer (hqq_method.py, needs the `hqq` package)
-INT4_METHODS = ("rtn", "search", "hqq")
+# How int4 scales and zeros are chosen: round to nearest, or HQQ's half-quadratic optimizer (hqq_method.py, needs
+# the `hqq` package)
+INT4_METHODS = ("rtn", "hqq")
 
 
 def _check_weight(weight: Tensor) -> None:
@@ -109,8 +109,6 @@ def quantize_int4(weight: Tensor, group_size: Optional[int] = 128, symmetric: bo
       symmetric:  scale = amax / 7, zero = 8 (q - 8 in -7..7)
       offsets:    scale = (max - min) / 15, offset = min, q = round((w - min) / scale): w = scale * q + offset
                   (GGUF Q4_1's form; no rounding of the zero point, and 0 need not be in the range)
-    method="search": per group, the clipped range and least-squares scale with the smallest squared weight
-      error (lowbit.scale_search); same format, slower to quantize. Not with offsets.
     method="hqq": HQQ's half-quadratic optimizer (lowbit.hqq_method; the `hqq` package) for the offsets, then
       least-squares refits of scale and offset; with zero points, its offsets rounded to integer zero points.
     Returns (packed uint8 [N, K/2], scales float32 [N, K/g], zeros uint8 [N, K/g] or None), or with offsets=True
@@ -127,13 +125,8 @@ def quantize_int4(weight: Tensor, group_size: Optional[int] = 128, symmetric: bo
         from lowbit.hqq_method import hqq_int4
         q, scales, zeros = hqq_int4(weight, g, symmetric, offsets)
         return pack_int4(q), scales.contiguous(), zeros
-    if method == "search":
-        if offsets:
-            raise ValueError('method="search" makes integer zero points; use "rtn" or "hqq" with offsets=True')
-        q, scales, zeros = search_int4(weight, g, symmetric)
-        return pack_int4(q), scales.contiguous(), zeros
     # each group scaled by a power of two (exact): max - min of finite weights cannot overflow, and ordinary
-    # weights get the same bits as without it (scale_search.normalize_groups)
+    # weights get the same bits as without it (int4_groups.normalize_groups)
     w, e = normalize_groups(weight.float().reshape(N, K // g, g))
     if offsets:
         lo, hi = w.amin(dim=-1, keepdim=True), w.amax(dim=-1, keepdim=True)

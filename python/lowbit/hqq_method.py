@@ -20,7 +20,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from lowbit.scale_search import normalize_groups, scale_back, times_power_of_two
+from lowbit.int4_groups import normalize_groups, scale_back, times_power_of_two
 
 INT4_MAX = 15
 # hqq's solver parameters (its defaults: lp_norm 0.7, beta 10, kappa 1.01, iters 20, early stop on)

@@ -68,8 +68,7 @@ class QuantLinear(nn.Module):
     @classmethod
     def from_linear(cls, linear: nn.Linear, mode: str = "a16w4", group_size: Optional[int] = 128,
                     symmetric: bool = False, method: str = "rtn", offsets: bool = False) -> "QuantLinear":
-        """Quantize an nn.Linear (see lowbit.formats). method: "rtn" (round to nearest), "search" (int4 only:
-        per-group scales and zeros minimizing the weight error, lowbit.scale_search) or "hqq" (int4 only: HQQ's
+        """Quantize an nn.Linear (see lowbit.formats). method: "rtn" (round to nearest) or "hqq" (int4 only: HQQ's
         optimizer, lowbit.hqq_method, needs the `hqq` package); int8 ignores it. offsets (a16w4): float offsets
         instead of uint8 zero points.
         A linear on the meta device gives a QuantLinear on meta (shapes only), to be filled by

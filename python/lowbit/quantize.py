@@ -56,9 +56,8 @@ def quantize_(model: nn.Module, mode: str, group_size: Optional[int] = 128, symm
     mode: a name in lowbit.MODES ("a16w8", "a16w4", "da8w8", "da8w4"; lowbit.modes describes each).
     group_size: the int4 modes' group size (a16w4: a positive even int; da8w4: a positive multiple of 8), or None /
       -1 for one group per output channel.
-    method: "rtn" (round to nearest), "search" (a16w4: per-group scales and zeros minimizing the weight
-    error, no calibration data; see lowbit.scale_search) or "hqq" (a16w4: HQQ's optimizer, lowbit.hqq_method;
-    needs the `hqq` package).
+    method: "rtn" (round to nearest) or "hqq" (a16w4: HQQ's optimizer then least-squares refits, no calibration
+    data; lowbit.hqq_method, needs the `hqq` package).
     offsets: a16w4 with float offsets (w = scale * q + offset) instead of uint8 zero points.
 
     - A layer used in several places (Sequential(lin, act, lin), or self.b = self.a) becomes one QuantLinear in

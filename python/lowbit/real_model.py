@@ -94,14 +94,14 @@ def decode_tokens_per_second(model: nn.Module, batch: int, steps: int = 16, cont
     from transformers import DynamicCache
     vocab = model.config.vocab_size
     ids = torch.randint(100, vocab - 100, (batch, context), generator=torch.Generator().manual_seed(0))
-    cache = DynamicCache()
-    logits = model(ids, past_key_values=cache, use_cache=True).logits[:, -1]
+    cache = DynamicCache(config=model.config)
+    logits = model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
     token = logits.argmax(-1, keepdim=True)
     start = None
     for step in range(steps):
         if step == 1:
             start = time.perf_counter()
-        logits = model(token, past_key_values=cache, use_cache=True).logits[:, -1]
+        logits = model(input_ids=token, cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
         token = logits.argmax(-1, keepdim=True)
     return batch * (steps - 1) / (time.perf_counter() - start)
 
