@@ -46,23 +46,25 @@ def test_int4_round_trip(backend, symmetric, n, k, g):
     assert (c.zero is None) if symmetric else torch.equal(c.zero, z)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("n, k, g", INT4_SHAPES)
-def test_int4_float_offsets_round_trip(n, k, g):
+def test_int4_float_offsets_round_trip(backend, n, k, g):
     q, s, o = random_int4_offsets(n, k, g)
-    packed = ops.pack_a16w4(q, s, o, g)
+    with _route(backend):
+        packed = ops.pack_a16w4(q, s, o, g)
     c = backends.of_packed(packed).unpack(modes.get("a16w4"), packed, n, k, g, False)
     assert torch.equal(c.weight, q) and torch.equal(c.scale, s) and c.zero is None
     assert c.offset.dtype == torch.float32 and torch.equal(c.offset, o)
 
 
-def test_sycl_refuses_float_offsets():
-    """The SYCL kernels have no float-offset form yet: packing for them says so, through the wrapper and the op."""
+def test_sycl_float_offsets_are_checked():
+    if not lowbit.sycl.available():
+        pytest.skip(f"SYCL unavailable: {lowbit.sycl.unavailable_reason()}")
     q, s, o = random_int4_offsets(16, 64, 32)
-    with pytest.raises(NotImplementedError, match="float offsets has no SYCL kernels"):
-        ops.pack("a16w4", q, s, o, 32, backend=backends.SYCL)
-    if lowbit.sycl.available():
-        with pytest.raises(RuntimeError, match="float32 offsets .* not supported by the SYCL kernels"):
-            torch.ops.lowbit_sycl.pack_a16w4(q, s, o, 32)
+    with pytest.raises(RuntimeError, match="float32 offsets\\) must be finite"):
+        torch.ops.lowbit_sycl.pack_a16w4(q, s, torch.full_like(o, float("nan")), 32)
+    with pytest.raises(RuntimeError, match="float32 offsets\\) must be finite"):
+        torch.ops.lowbit_sycl.pack_a16w4(q, s, torch.full_like(o, float("-inf")), 32)
 
 
 def test_unpack_works_on_meta():

@@ -127,6 +127,14 @@ def _sycl_int8(packed: Tensor, n: int, k: int) -> Canonical:
     return Canonical(w, scale, None)
 
 
+def _sycl_int4_rows(k: int, g: int) -> int:
+    return (k + 7) // 8 + 2 * (k // g)  # weight words, K/g rows of scales, K/g of zeros
+
+
+def _sycl_int4_offsets_rows(k: int, g: int) -> int:
+    return _sycl_int4_rows(k, g) + 1  # ... K/g rows of float offsets, and a row of zeros marking the form
+
+
 def _sycl_int4(packed: Tensor, n: int, k: int, g: int, symmetric: bool) -> Canonical:
     # rows 0 .. ceil(K/8)-1: four canonical bytes of one column per word; then K/g rows of fp32 scales, then
     # K/g rows of fp32 zero points
@@ -137,6 +145,8 @@ def _sycl_int4(packed: Tensor, n: int, k: int, g: int, symmetric: bool) -> Canon
         rows = _f32(packed[:, first_row:first_row + groups]).squeeze(-1)   # [p, groups, 64]
         return rows.permute(0, 2, 1).reshape(-1, groups)[:n].contiguous()
 
+    if packed.shape[1] == _sycl_int4_offsets_rows(k, g):
+        return Canonical(w, per_column(words), None, per_column(words + groups))
     return Canonical(w, per_column(words), None if symmetric else _zero_points(per_column(words + groups)))
 
 
@@ -186,6 +196,5 @@ CPU_DA8W4 = Layout(_cpu_int4_bytes, _cpu_da8w4)
 
 SYCL_INT8 = Layout(lambda k, g=None: (k + 3) // 4 + 1,  # weight words, then one row of scales
                    lambda packed, n, k, g=None, symmetric=True: _sycl_int8(packed, n, k))
-SYCL_A16W4 = Layout(lambda k, g: (k + 7) // 8 + 2 * (k // g),  # weight words, K/g rows of scales, K/g of zeros
-                    _sycl_int4)
+SYCL_A16W4 = Layout(_sycl_int4_rows, _sycl_int4, _sycl_int4_offsets_rows)
 SYCL_DA8W4 = Layout(lambda k, g: k // 8 + k // g + (k // g + 7) // 8, _sycl_da8w4)

@@ -150,8 +150,7 @@ def pack(mode, weight: Tensor, scales: Tensor, zeros: Optional[Tensor] = None, g
     int8 modes: weight int8 [N, K], scales float32 [N] (zeros and group_size unused).
     int4 modes: weight uint8 [N, K/2] (low nibble = even k), scales float32 [N, K/g], zeros uint8 [N, K/g] in 0..15
       (w = scale * (q - zero)) or None (symmetric: zero point 8), group_size g; a16w4 also takes float32 offsets
-      [N, K/g] as zeros (w = scale * q + offset: GGUF Q4_1's form), packed in a form of its own (native CPU only
-      so far: NotImplementedError on SYCL).
+      [N, K/g] as zeros (w = scale * q + offset: GGUF Q4_1's form), packed in a form of its own.
     Raises TypeError / ValueError naming the argument; NotImplementedError when the backend has no kernels for
     the mode."""
     mode = modes.get(mode)
