@@ -121,6 +121,8 @@ def load_gguf_(model: nn.Module, path: str, others: str = "keep", group_size: in
       stored as the token embedding): "keep" leaves them as they are; "quantize" re-quantizes each to the lowbit
       mode nearest its GGUF type (a16w8 for 5 to 8 bits, a16w4 at `group_size` with float offsets and `method`
       for 2 to 4 bits; F16/BF16/F32 stay) from the model's float weight, and reports the error.
+    A tied lm_head stays tied unless re-quantized (others="quantize": it becomes its own a16w8 layer, the
+    embedding stays float).
     Returns {module name: LayerImport} for every nn.Linear of the model (lm_head included).
     Raises ValueError when a tensor's shape does not match its module (not the model this file was loaded
     into), and ImportError without the `gguf` package."""

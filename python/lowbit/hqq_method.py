@@ -12,7 +12,14 @@ call stops early on the error summed over the whole tensor and keeps the min-max
 With float offsets (a16w4 offsets=True) the result is stored as it is; with integer zero points the offset is
 rounded to zero = round(-offset / scale) in 0..15 before q is re-rounded (the form loses some of what HQQ found).
 
-What it gives on SmolLM2-135M is measured by lowbit.real_model (README, "A real model").
+What HQQ's step does here: its shrinkage keeps a residual r only where |r|^(2-p) > 1/beta, |r| > 0.17 with the
+defaults (p = 0.7, beta = 10), while on groups normalized to amax in [0.5, 1) no residual exceeds half a step,
+2/30. So every residual is shrunk to zero and each iteration is: round q for the current offset, then the
+least-squares offset for those q at the min-max scale; the refits then fit the scale too. (Measured on SmolLM2 at
+g = 64: HQQ's default call 1.2375x on the block linears, 40 iterations without early stop 1.2404x, p = 1 the
+same; a data-free weighting of the error by the preceding RMSNorm's gain squared reached 1.222x, not adopted.)
+
+What it gives on SmolLM2-135M is measured by lowbit.real_model (README, "The main job").
 """
 
 from typing import Optional, Tuple
