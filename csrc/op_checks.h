@@ -38,13 +38,14 @@ struct Mode {
   int64_t max_group;       // int4: largest group size, 0 = none
   int64_t max_k;           // largest K, 0 = none
   const char* limit;       // why max_group / max_k are what they are
+  bool float_offsets;      // int4: also takes float32 offsets (w = scale * q + offset) in place of zero points
 };
 
 inline constexpr Mode kModes[] = {
-    {"a16w8", false, 0, 0, 0, ""},
-    {"a16w4", true, 2, 0, 0, ""},
-    {"da8w8", false, 0, 0, kMaxK8, "int32 accumulation"},
-    {"da8w4", true, 8, kMaxGroupDA8W4, 0, "int32 group sums"},
+    {"a16w8", false, 0, 0, 0, "", false},
+    {"a16w4", true, 2, 0, 0, "", true},
+    {"da8w8", false, 0, 0, kMaxK8, "int32 accumulation", false},
+    {"da8w4", true, 8, kMaxGroupDA8W4, 0, "int32 group sums", false},
 };
 
 inline const Mode& mode(const char* name) {
@@ -95,8 +96,9 @@ struct Int4Shape {
   int64_t N, K, groups;
 };
 
-// uint8 [N, K/2] weight + float32 [N, K/g] scales + optional uint8 [N, K/g] zeros (a16w4, da8w4); the range of
-// the zero points is checked by the backend, where the data lives.
+// uint8 [N, K/2] weight + float32 [N, K/g] scales + optional zeros [N, K/g] (a16w4, da8w4): uint8 zero points
+// (w = scale * (q - zero)), or for a mode with that form float32 offsets (w = scale * q + offset); the range of
+// the zero points and the finiteness of the offsets are checked by the backend, where the data lives.
 inline Int4Shape check_int4_weight(const Tensor& weight, const Tensor& scales, const std::optional<Tensor>& zeros,
                                    int64_t group_size, const Mode& m) {
   check_dtype(weight, ScalarType::Byte, "weight", "uint8 [N, K/2] (two int4 per byte)");
@@ -109,7 +111,13 @@ inline Int4Shape check_int4_weight(const Tensor& weight, const Tensor& scales, c
   STD_TORCH_CHECK(scales.dim() == 2 && scales.size(0) == N && scales.size(1) == groups,
                   "lowbit: scales must have shape [N, K/group_size] = [", N, ", ", groups, "]");
   if (zeros) {
-    check_dtype(*zeros, ScalarType::Byte, "zeros", "uint8 [N, K/group_size] in 0..15");
+    if (m.float_offsets) {
+      STD_TORCH_CHECK(zeros->scalar_type() == ScalarType::Byte || zeros->scalar_type() == ScalarType::Float,
+                      "lowbit: zeros must be uint8 zero points in 0..15 or float32 offsets, [N, K/group_size], got "
+                      "dtype ", torch::headeronly::toString(zeros->scalar_type()));
+    } else {
+      check_dtype(*zeros, ScalarType::Byte, "zeros", "uint8 [N, K/group_size] in 0..15");
+    }
     STD_TORCH_CHECK(zeros->dim() == 2 && zeros->size(0) == N && zeros->size(1) == groups,
                     "lowbit: zeros must have shape [N, K/group_size] = [", N, ", ", groups, "]");
   }
@@ -152,20 +160,22 @@ inline void check_bias(const Tensor& x, const Tensor& bias, int64_t N) {
 
 // Raises the error for a packed weight whose per-panel size `got` is not what (mode, K, group_size) needs, naming
 // the argument that is most likely wrong: a packing of another int8 mode for this K (packed_weight), of another
-// group size for this K (group_size), else of another in_features (x.size(-1)). size_of(mode, K, g) is the
-// backend's per-panel size of a packing (g is used by the int4 modes only).
+// group size for this K, in either int4 form (group_size), else of another in_features (x.size(-1)).
+// size_of(mode, K, g, offsets) is the backend's per-panel size of a packing (g and offsets: int4 modes only).
 template <class SizeOf>
 [[noreturn]] void packed_size_mismatch(int64_t got, const Mode& m, int64_t K, int64_t group_size,
                                        const SizeOf& size_of) {
   if (!m.int4) {
     for (const Mode& other : kModes) {
-      STD_TORCH_CHECK(&other == &m || other.int4 || size_of(other.name, K, 0) != got,
+      STD_TORCH_CHECK(&other == &m || other.int4 || size_of(other.name, K, 0, false) != got,
                       "lowbit: packed_weight has the size of pack_", other.name, "'s packing for K = ", K,
                       ", not of pack_", m.name, "'s: linear_", m.name, " needs a weight packed by pack_", m.name);
     }
   } else if (K > 0 && K % 2 == 0) {
     for (int64_t g = m.group_multiple; g <= K; g += m.group_multiple) {
-      STD_TORCH_CHECK(K % g != 0 || size_of(m.name, K, g) != got, "lowbit: group_size = ", group_size,
+      const bool other_group = K % g == 0 && (size_of(m.name, K, g, false) == got ||
+                                              (m.float_offsets && size_of(m.name, K, g, true) == got));
+      STD_TORCH_CHECK(!other_group, "lowbit: group_size = ", group_size,
                       " does not match packed_weight, whose size is that of group_size = ", g, " for K = ", K);
     }
   }

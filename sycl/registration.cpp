@@ -44,7 +44,8 @@ constexpr size_t kPrepLocal = 64;  // work-group of the decode prepasses (1-D, b
 
 // ---------------------------------------------------------------- layouts (kernels/pack.sycl)
 int64_t rows_int8(int64_t K) { return (K + 3) / 4 + 1; }  // a16w8 and da8w8: weight words + scales
-int64_t rows_int4(int64_t K, int64_t g) { return (K + 7) / 8 + 2 * (K / g); }  // words + scales + zeros
+// words + scales + zeros, or with float offsets words + scales + offsets + one marker row (pack.sycl)
+int64_t rows_int4(int64_t K, int64_t g, bool offsets = false) { return (K + 7) / 8 + 2 * (K / g) + (offsets ? 1 : 0); }
 // da8w4: nibble words + scales + zero points as nibbles, 8 groups a word (K a multiple of 8)
 int64_t rows_da8w4(int64_t K, int64_t g) { return K / 8 + K / g + (K / g + 7) / 8; }
 
@@ -185,6 +186,15 @@ Tensor pack_da8w8(Tensor weight, Tensor scales) {
 }
 
 // The largest zero point, read back to the host (one small reduction; packing happens once per weight).
+// Whether a float32 tensor holds only finite values: x - x is 0 for those and NaN for Inf and NaN, so its sum is 0
+// exactly when they all are (one reduction on the tensor's device).
+bool all_finite(const Tensor& t) {
+  Tensor d = torch::stable::subtract(t, t);
+  Tensor s = torch::stable::sum(d, std::vector<int64_t>{0, 1});
+  if (!s.is_cpu()) s = torch::stable::to(s, torch::stable::Device(torch::headeronly::DeviceType::CPU));
+  return *s.const_data_ptr<float>() == 0.0f;
+}
+
 int64_t max_zero(const Tensor& zeros) {
   Tensor m = torch::stable::amax(zeros, std::vector<int64_t>{0, 1});
   if (!m.is_cpu()) m = torch::stable::to(m, torch::stable::Device(torch::headeronly::DeviceType::CPU));
@@ -213,12 +223,21 @@ const uint8_t* checked_zeros(const std::optional<Tensor>& zeros) {
 Tensor pack_a16w4(Tensor weight, Tensor scales, std::optional<Tensor> zeros, int64_t group_size) {
   check_int4_devices(weight, scales, zeros);
   const auto [N, K, groups] = checks::check_int4_weight(weight, scales, zeros, group_size, checks::mode("a16w4"));
-  const uint8_t* z = checked_zeros(zeros);
-  const int64_t rows = rows_int4(K, group_size);
+  const uint8_t* z = nullptr;
+  const float* offsets = nullptr;  // float32 `zeros` are offsets: w = scale * q + offset
+  if (zeros && zeros->scalar_type() == ScalarType::Float) {
+    STD_TORCH_CHECK(all_finite(*zeros), "lowbit: zeros (float32 offsets) must be finite");
+    offsets = zeros->const_data_ptr<float>();
+  } else if (zeros) {
+    const int64_t zmax = max_zero(*zeros);
+    STD_TORCH_CHECK(zmax <= 15, "lowbit: zeros must be in 0..15, found ", zmax);
+    z = zeros->const_data_ptr<uint8_t>();
+  }
+  const int64_t rows = rows_int4(K, group_size, offsets != nullptr);
   Tensor out = new_packed(weight, rows, N);
   Launcher run(weight);
   run("pack.sycl", "pack_int4", size_t(out.numel() / 4), kRowsLocal, weight.const_data_ptr<uint8_t>(),
-      scales.const_data_ptr<float>(), z, static_cast<uint32_t*>(out.mutable_data_ptr()), int(N), int(K),
+      scales.const_data_ptr<float>(), z, offsets, static_cast<uint32_t*>(out.mutable_data_ptr()), int(N), int(K),
       int(group_size));
   run.finish();
   return out;
@@ -246,10 +265,10 @@ struct Prepared {
   const float* bias = nullptr;
 };
 
-// Rows per panel of a packing (mode, K, group size), for the error that names the mismatched argument.
-int64_t packed_rows(const char* mode, int64_t K, int64_t group_size) {
+// Rows per panel of a packing (mode, K, group size, a16w4's float-offset form).
+int64_t packed_rows(const char* mode, int64_t K, int64_t group_size, bool offsets) {
   const std::string m = mode;
-  if (m == "a16w4") return rows_int4(K, group_size);
+  if (m == "a16w4") return rows_int4(K, group_size, offsets);
   if (m == "da8w4") return rows_da8w4(K, group_size);
   return rows_int8(K);
 }
@@ -257,7 +276,7 @@ int64_t packed_rows(const char* mode, int64_t K, int64_t group_size) {
 // Every check of a linear op's arguments (op_checks.h, in the order _opmeta.check_linear mirrors, plus the 32-bit
 // index limits of the kernels), and the output.
 Prepared prepare(const Tensor& x, const Tensor& packed, int64_t N, const std::optional<Tensor>& bias,
-                 const char* mode_name, int64_t group_size = 0) {
+                 const char* mode_name, int64_t group_size = 0, bool offsets = false) {
   const checks::Mode& mode = checks::mode(mode_name);
   const int64_t K_arg = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
   checks::check_linear_k(mode, K_arg, group_size);  // the mode's bounds, whoever packed the weight
@@ -275,7 +294,7 @@ Prepared prepare(const Tensor& x, const Tensor& packed, int64_t N, const std::op
                   "pack the weight on the device it runs on)");
   STD_TORCH_CHECK(packed.size(0) == num_panels(N), "lowbit: packed_weight has ", packed.size(0),
                   " panels of 64 columns, out_features = ", N, " needs ", num_panels(N));
-  if (packed.size(1) != packed_rows(mode_name, K, group_size))
+  if (packed.size(1) != packed_rows(mode_name, K, group_size, offsets))
     checks::packed_size_mismatch(packed.size(1), mode, K, group_size, packed_rows);
   check_int_range(packed.numel() / 4, "packed_weight's words");
   Prepared p{0, N, K, Tensor(), std::nullopt, nullptr};
@@ -340,8 +359,11 @@ Tensor linear_a16w8(Tensor x, Tensor packed, int64_t out_features, std::optional
 }
 
 Tensor linear_a16w4(Tensor x, Tensor packed, int64_t out_features, int64_t group_size, std::optional<Tensor> bias) {
-  Prepared p = prepare(x, packed, out_features, bias, "a16w4", group_size);
-  const int64_t K = p.K;
+  const int64_t K = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
+  // the packing's form by its row count (pack.sycl: the two forms never have the same count, for any group size)
+  const bool group_ok = K > 0 && K % 2 == 0 && group_size > 0 && group_size % 2 == 0 && K % group_size == 0;
+  const bool offsets = group_ok && packed.dim() == 4 && packed.size(1) == rows_int4(K, group_size, true);
+  Prepared p = prepare(x, packed, out_features, bias, "a16w4", group_size, offsets);
   if (p.M == 0) return p.out;
   const Geometry g = geometry("a16w4", x, p.M, p.N);
   Tensor xs, xsum;  // the prepass's outputs: alive until the kernels finish (CPU) or are enqueued (XPU)
@@ -349,7 +371,7 @@ Tensor linear_a16w4(Tensor x, Tensor packed, int64_t out_features, int64_t group
   if (g.tiled) {
     run("a16w4.sycl", g.kernel, g.range, x.const_data_ptr(),
         static_cast<const uint32_t*>(packed.const_data_ptr()), p.bias, p.out.mutable_data_ptr(), int(p.M),
-        int(p.N), int(K), int(group_size));
+        int(p.N), int(K), int(group_size), int(offsets));
   } else {  // prepass: prescaled fp32 activations and their group sums (kernels/a16w4.sycl)
     const int64_t groups = K / group_size;
     xs = torch::stable::new_empty(x, {p.M, K}, ScalarType::Float);
@@ -359,7 +381,7 @@ Tensor linear_a16w4(Tensor x, Tensor packed, int64_t out_features, int64_t group
         int(group_size));
     run("a16w4.sycl", g.kernel, g.range, xs.const_data_ptr<float>(), xsum.const_data_ptr<float>(),
         static_cast<const uint32_t*>(packed.const_data_ptr()), p.bias, p.out.mutable_data_ptr(), int(p.M),
-        int(p.N), int(K), int(group_size));
+        int(p.N), int(K), int(group_size), int(offsets));
   }
   run.finish();
   return p.out;

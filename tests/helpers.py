@@ -23,6 +23,14 @@ def random_int4(n, k, group_size, symmetric):
     return formats.pack_int4(q), scales, zeros
 
 
+def random_int4_offsets(n, k, group_size):
+    """int4 with float offsets: q in 0..15, scales > 0, offsets about -8 scales as a GGUF Q4_1 minimum is."""
+    q = torch.randint(0, 16, (n, k), dtype=torch.uint8)
+    scales = torch.rand(n, k // group_size) * 0.1 + 0.01
+    offsets = -scales * (torch.rand(n, k // group_size) * 10 + 3)
+    return formats.pack_int4(q), scales, offsets
+
+
 def int4_fold_magnitude(packed, scales, zeros, group_size):
     """|w| as the kernels see it: they compute scale * (x . q - zero * sum(x)), whose rounding errors scale with
     (q + zero) * scale rather than |q - zero| * scale; the bf16 decode kernel (avx512_bf16) multiplies
@@ -30,6 +38,9 @@ def int4_fold_magnitude(packed, scales, zeros, group_size):
     sum(x)), whose rounding errors scale with (32 + q + zero) * scale. The larger of the two is used."""
     q = formats.unpack_int4(packed).double()
     n, k = q.shape
+    if zeros is not None and zeros.is_floating_point():  # float offsets: scale * (x . q) + offset * sum(x)
+        per_group = (q.reshape(n, -1, group_size) + 32) * scales.double()[..., None] + zeros.double().abs()[..., None]
+        return per_group.reshape(n, k)
     z = zeros.double() if zeros is not None else torch.full_like(scales, 8, dtype=torch.float64)
     return ((q.reshape(n, -1, group_size) + z[..., None] + 32) * scales.double()[..., None]).reshape(n, k)
 

@@ -84,20 +84,25 @@ def test_kernels_match_fake_quantization(ref, mode, group_size):
         assert round(got.cosine_mean, QUOTED_DECIMALS) >= ISSUE_FLOORS[mode], got
 
 
-def test_search_beats_round_to_nearest(ref):
-    rtn = ref.quantized("a16w4", 128, "rtn")
-    search = ref.quantized("a16w4", 128, "search")
-    assert search.cosine_mean > rtn.cosine_mean, (search, rtn)
-    assert search.cosine_min > rtn.cosine_min, (search, rtn)
-    assert search.top1_agreement == 1.0
+def test_hqq_with_offsets_beats_round_to_nearest(ref):
+    """At g = 32 (measured: cosine mean 0.9767 against 0.9745, min 0.9642 against 0.9604). At g = 128 neither
+    is ahead on MiniLM (README, "A real model" has the SmolLM2 figures, where HQQ with offsets is)."""
+    pytest.importorskip("hqq")
+    rtn = ref.quantized("a16w4", 32, "rtn")
+    model = copy.deepcopy(ref.model)
+    quantize_(model, "a16w4", group_size=32, method="hqq", offsets=True)
+    hqq = ref.compare(model, "a16w4 g=32 hqq offsets")
+    assert hqq.cosine_mean > rtn.cosine_mean, (hqq, rtn)
+    assert hqq.cosine_min > rtn.cosine_min, (hqq, rtn)
+    assert hqq.top1_agreement == 1.0
 
 
 def test_quantized_minilm_reloads_bit_identical(ref, tmp_path):
     """quantize_ -> safetensors -> a fresh model quantized the same way -> load: the same embeddings, bit for bit."""
     from safetensors.torch import load_file, save_file
-    model = quantize_(copy.deepcopy(ref.model), "a16w4", group_size=128, method="search")
+    model = quantize_(copy.deepcopy(ref.model), "a16w4", group_size=128, method="hqq", offsets=True)
     save_file(model.state_dict(), tmp_path / "model.safetensors")
-    fresh = quantize_(accuracy.load_minilm()[0], "a16w4", group_size=128)
+    fresh = quantize_(accuracy.load_minilm()[0], "a16w4", group_size=128, offsets=True)
     fresh.load_state_dict(load_file(tmp_path / "model.safetensors"))
     before = accuracy.embed(model, ref.tokenizer, accuracy.SENTENCES)
     after = accuracy.embed(fresh, ref.tokenizer, accuracy.SENTENCES)

@@ -17,8 +17,8 @@ from torch import nn
 
 import cases
 import lowbit
-from helpers import U32, UNIT_ROUNDOFF
-from lowbit import modes
+from helpers import U32, UNIT_ROUNDOFF, random_int4_offsets
+from lowbit import modes, ops, reference
 
 K, N, G = 96, 40, 32
 MODES = cases.MODES
@@ -125,3 +125,14 @@ def test_sycl_ops_have_the_same_gradient(mode):
         grad_y = torch.randn(3, N)
         _op(mode, x, packed, None).backward(grad_y)
     _assert_grad_close(x.grad, grad_y.double() @ w64, grad_y, w64)
+
+
+def test_float_offsets_input_gradient():
+    q, s, o = random_int4_offsets(N, K, G)
+    packed, w64 = ops.pack_a16w4(q, s, o, G), reference.dequantize_int4(q, s, o, G)
+    x = torch.randn(2, 3, K, requires_grad=True)
+    grad_y = torch.randn(2, 3, N)
+    ops.linear_a16w4(x, packed, N, G).backward(grad_y)
+    x64 = x.detach().double().requires_grad_()
+    (x64 @ w64.T).backward(grad_y.double())
+    _assert_grad_close(x.grad, x64.grad, grad_y, w64)

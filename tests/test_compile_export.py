@@ -6,7 +6,7 @@ from torch import nn
 
 import cases
 import lowbit
-from helpers import random_int4, random_int8
+from helpers import random_int4, random_int4_offsets, random_int8
 from lowbit import modes
 
 K, N = 128, 40
@@ -29,6 +29,9 @@ def _op_cases():
         out += [(f"linear_{mode}", (x, packed, N, *extra, b)),
                 (f"linear_{mode}", (x.float(), packed, N, *extra, None)),
                 (f"linear_{mode}", (x.half().reshape(1, 3, K), packed, N, *extra, b.half()))]
+    qo, so, oo = random_int4_offsets(N, K, 32)  # a16w4 with float offsets
+    po = torch.ops.lowbit.pack_a16w4(qo, so, oo, 32)
+    out += [("pack_a16w4", (qo, so, oo, 32)), ("linear_a16w4", (x, po, N, 32, b))]
     return out
 
 
@@ -136,3 +139,14 @@ def test_compile_fails_like_eager_on_a_wrong_group_size():
     fn = torch.compile(lambda x: torch.ops.lowbit.linear_a16w4(x, p4, N, 3, None), fullgraph=True, backend="eager")
     with pytest.raises(Exception, match="group_size must be a positive even number, got 3"):
         fn(x)
+
+
+def test_compile_and_export_with_float_offsets():
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(K, 96), nn.GELU(), nn.Linear(96, N, bias=False)).to(torch.bfloat16)
+    model = lowbit.quantize_(m, "a16w4", group_size=32, offsets=True).eval()
+    x = torch.randn(5, K, dtype=torch.bfloat16)
+    with torch.no_grad():
+        want = model(x)
+        assert torch.equal(torch.compile(model, fullgraph=True)(x), want)
+        assert torch.equal(torch.export.export(model, (x,)).module()(x), want)

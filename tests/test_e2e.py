@@ -90,7 +90,7 @@ def test_quantize_skips_layers_a_mode_cannot_take(caplog):
     assert isinstance(model.model.layers[0].mlp.up_proj, QuantLinear)
 
 
-@pytest.mark.parametrize("mode,method", [("a16w8", "rtn"), ("a16w4", "rtn"), ("a16w4", "search"), ("da8w8", "rtn")])
+@pytest.mark.parametrize("mode,method", [("a16w8", "rtn"), ("a16w4", "rtn"), ("a16w4", "hqq"), ("da8w8", "rtn")])
 def test_quantized_llama_reloads_bit_identical(llama, tmp_path, mode, method):
     from safetensors.torch import load_file, save_file
     model = quantize_(copy.deepcopy(llama), mode, method=method)

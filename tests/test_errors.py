@@ -6,6 +6,7 @@ import torch
 
 from helpers import random_int4, random_int8
 from lowbit import ops
+import lowbit
 
 K, N = 64, 24
 
@@ -98,3 +99,29 @@ def test_int8_pack_errors(pack, args, exc, match):
 def test_op_level_errors_are_runtime_errors(w8, call, match):
     with pytest.raises(RuntimeError, match=match):
         call(w8[2])
+
+
+def test_float_offsets_errors():
+    from helpers import random_int4_offsets
+    from lowbit import ops
+    q, s, o = random_int4_offsets(16, 64, 32)
+    with pytest.raises(ValueError, match="finite"):
+        ops.pack_a16w4(q, s, torch.where(o > o.median(), o, torch.tensor(float("nan"))), 32)
+    with pytest.raises(RuntimeError, match="must be finite"):
+        torch.ops.lowbit.pack_a16w4(q, s, torch.full_like(o, float("inf")), 32)
+    with pytest.raises(TypeError, match="float32 offsets"):
+        ops.pack_a16w4(q, s, o.double(), 32)
+    with pytest.raises(ValueError, match="exclude each other"):
+        lowbit.QuantLinear(64, 16, mode="a16w4", group_size=32, symmetric=True, offsets=True)
+    with pytest.raises(ValueError, match="no float-offset form"):
+        lowbit.QuantLinear(64, 16, mode="a16w8", offsets=True)
+    with pytest.raises(ValueError, match="exclude each other"):
+        lowbit.formats.quantize_int4(torch.randn(16, 64), 32, symmetric=True, offsets=True)
+    with pytest.raises(ValueError, match="method must be one of"):
+        lowbit.formats.quantize_int4(torch.randn(16, 64), 32, method="search")  # removed: see int4_groups.py
+    # a packing of one form is never read as the other: for this (K, group_size) only its own size passes
+    packed = ops.pack_a16w4(q, s, o, 32)
+    with pytest.raises(ValueError, match="group_size"):
+        ops.linear_a16w4(torch.randn(2, 64), packed, 16, 64)
+    with pytest.raises(RuntimeError, match="group_size = 64 does not match"):
+        torch.ops.lowbit.linear_a16w4(torch.randn(2, 64), packed, 16, 64)

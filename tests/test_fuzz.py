@@ -1,7 +1,8 @@
 """Property-based fuzzing of every linear op against lowbit.reference (hypothesis).
 
 Hypothesis draws the shape (M, K, N, group size), the mode, dtype, bias and symmetry, and the content: activation
-magnitudes over six decades, all-zero rows, zero-scale columns, int8 weights at -128 and zero points at 0 or 15.
+magnitudes over six decades, all-zero rows, zero-scale columns, int8 weights at -128, zero points at 0 or 15, and
+a16w4's float offsets.
 The error bounds are those of tests/helpers.py, plus half a subnormal step of the output dtype. The budget is small by default (a fixed, derandomized run in
 CI); for a longer, random one:
 
@@ -62,7 +63,8 @@ def cases(draw):
     return dict(mode=mode, dtype=dtype, m=m, n=n, k=k, group=group, bias=draw(st.booleans()),
                 symmetric=draw(st.booleans()), scale=draw(st.sampled_from(SCALES)),
                 zero_rows=draw(st.booleans()), zero_scale_cols=draw(st.booleans()),
-                extreme_weights=draw(st.booleans()), seed=draw(st.integers(0, 2 ** 31 - 1)))
+                extreme_weights=draw(st.booleans()), offsets=draw(st.booleans()),
+                seed=draw(st.integers(0, 2 ** 31 - 1)))
 
 
 @FUZZ
@@ -87,10 +89,13 @@ def test_ops_match_reference(c):
         if c["extreme_weights"] and zeros is not None:
             zeros[:, ::2] = 0
             zeros[:, 1::2] = 15
+        if c["offsets"] and mode.float_offsets and zeros is not None:  # w = scale * q + offset
+            zeros = -scales * zeros.float() + (torch.rand(n, k // group, generator=g) - 0.5) * scales
         if zero_cols is not None:
             scales[zero_cols] = 0
         packed_q = formats.pack_int4(q)
-        w = {"weight": packed_q, "weight_scale": scales, "weight_zero": zeros}
+        key = "weight_offset" if zeros is not None and zeros.is_floating_point() else "weight_zero"
+        w = {"weight": packed_q, "weight_scale": scales, key: zeros}
         out = ops.linear(mode, x, ops.pack(mode, packed_q, scales, zeros, group), n, group, bias)
         ref = mode.reference(x, w, group, bias, torch.float64)
         assert out.shape == (m, n) and out.dtype == dtype

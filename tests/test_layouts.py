@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import lowbit
-from helpers import random_int4, random_int8
+from helpers import random_int4, random_int4_offsets, random_int8
 from lowbit import backends, modes, ops
 
 # N: below, at and past a 16- and a 64-column panel; K: odd and not a multiple of 4 or 8 where a mode allows it
@@ -46,11 +46,32 @@ def test_int4_round_trip(backend, symmetric, n, k, g):
     assert (c.zero is None) if symmetric else torch.equal(c.zero, z)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("n, k, g", INT4_SHAPES)
+def test_int4_float_offsets_round_trip(backend, n, k, g):
+    q, s, o = random_int4_offsets(n, k, g)
+    with _route(backend):
+        packed = ops.pack_a16w4(q, s, o, g)
+    c = backends.of_packed(packed).unpack(modes.get("a16w4"), packed, n, k, g, False)
+    assert torch.equal(c.weight, q) and torch.equal(c.scale, s) and c.zero is None
+    assert c.offset.dtype == torch.float32 and torch.equal(c.offset, o)
+
+
+def test_sycl_float_offsets_are_checked():
+    if not lowbit.sycl.available():
+        pytest.skip(f"SYCL unavailable: {lowbit.sycl.unavailable_reason()}")
+    q, s, o = random_int4_offsets(16, 64, 32)
+    with pytest.raises(RuntimeError, match="float32 offsets\\) must be finite"):
+        torch.ops.lowbit_sycl.pack_a16w4(q, s, torch.full_like(o, float("nan")), 32)
+    with pytest.raises(RuntimeError, match="float32 offsets\\) must be finite"):
+        torch.ops.lowbit_sycl.pack_a16w4(q, s, torch.full_like(o, float("-inf")), 32)
+
+
 def test_unpack_works_on_meta():
     packed = ops.pack_a16w4(torch.empty(80, 64, dtype=torch.uint8, device="meta"),
                             torch.empty(80, 4, device="meta"), torch.empty(80, 4, dtype=torch.uint8, device="meta"), 32)
     c = backends.CPU.unpack(modes.get("a16w4"), packed, 80, 128, 32, False)
-    assert [t.shape for t in c] == [(80, 64), (80, 4), (80, 4)] and c.weight.device.type == "meta"
+    assert [t.shape for t in c if t is not None] == [(80, 64), (80, 4), (80, 4)] and c.weight.device.type == "meta"
 
 
 # ---- QuantLinear holds the packed layout only

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import cases
-from helpers import random_int8
+from helpers import assert_close_a16, int4_fold_magnitude, random_int4, random_int4_offsets, random_int8
 from lowbit import ops, reference
 
 DTYPES = [torch.bfloat16, torch.float16, torch.float32]
@@ -167,3 +167,35 @@ def test_huge_activations_with_tiny_scales_stay_finite(dtype, m):
         assert torch.isfinite(out).all(), mode
         cases.check(mode, out, x, w, g)
 
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", MS)
+@pytest.mark.parametrize("group_size", [32, 64, 128, 256, None])
+def test_a16w4_float_offsets(m, group_size, dtype):
+    """w = scale * q + offset (GGUF Q4_1's form): the kernels add offset * sum(x) per group."""
+    k = 512 if group_size != 256 else 768
+    g = group_size or k
+    packed_q, s, o = random_int4_offsets(N, k, g)
+    packed = ops.pack_a16w4(packed_q, s, o, g)
+    assert packed.shape != ops.pack_a16w4(packed_q, s, None, g).shape  # the op tells the forms apart by size
+    x, bias = _x(m, k, dtype), _bias(N, dtype, m % 2 == 0)
+    out = ops.linear_a16w4(x, packed, N, g, bias)
+    assert out.shape == (m, N) and out.dtype == dtype
+    ref = reference.linear_a16w4(x, packed_q, s, o, g, bias, dtype=torch.float64)
+    assert_close_a16(out, ref, x, int4_fold_magnitude(packed_q, s, o, g), bias)
+
+
+def test_a16w4_float_offsets_equal_zero_points_they_encode():
+    """Offsets -scale * zero give the weights of zero points `zero` (the integer form is the special case)."""
+    k, g = 256, 64
+    packed_q, s, z = random_int4(N, k, g, False)
+    # -scale * zero rounds once to fp32 (up to 28 significant bits): off by at most u32 * scale * zero, far inside
+    # the accumulation bound, so the integer form's reference holds both
+    o = -s * z.float()
+    x = torch.randn(5, k)
+    a = ops.linear_a16w4(x, ops.pack_a16w4(packed_q, s, z, g), N, g)
+    b = ops.linear_a16w4(x, ops.pack_a16w4(packed_q, s, o, g), N, g)
+    ref = reference.linear_a16w4(x, packed_q, s, z, g, dtype=torch.float64)
+    assert_close_a16(b, ref, x, int4_fold_magnitude(packed_q, s, o, g), None)
+    assert_close_a16(a, ref, x, int4_fold_magnitude(packed_q, s, z, g), None)

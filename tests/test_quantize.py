@@ -148,31 +148,39 @@ def test_meta_layer_loaded_without_bias_names_the_bias(mode):
     assert torch.equal(layer(x), real(x))
 
 
-@pytest.mark.parametrize("method", ["rtn", "search"])
-@pytest.mark.parametrize("symmetric", [False, True])
-def test_int4_scales_are_finite_at_the_edges_of_the_float_range(symmetric, method):
+@pytest.mark.parametrize("symmetric, method, offsets", [(False, "rtn", False), (True, "rtn", False),
+                                                        (False, "rtn", True), (False, "hqq", False),
+                                                        (False, "hqq", True)])
+def test_int4_scales_are_finite_at_the_edges_of_the_float_range(symmetric, method, offsets):
     """A group holding -3e38 and 3e38 (issue 11, item 7): max - min overflowed, the scale was inf and the output
-    column NaN; the search's squared errors overflowed for weights past about 1e18. Groups are scaled by a power of
-    two before quantizing (exact), so every finite weight gets a finite scale: within half a step of each weight
-    (round to nearest; a few steps for the search, which clips), and kernels that agree with the reference. Groups
-    of subnormal weights are quantized too, and ordinary groups in the same rows keep their scales."""
+    column NaN; squared errors (as an error-minimizing method computes them) overflow for weights past about 1e18.
+    Groups are scaled by a power of two before quantizing (exact), so every finite weight gets a finite scale (and
+    offset): within half a step of each weight (round to nearest; a few steps for hqq, whose l_p fit may leave a
+    weight further off), and kernels that agree with the reference. Groups of subnormal weights are quantized too,
+    and ordinary groups in the same rows keep their scales."""
+    if method == "hqq":
+        pytest.importorskip("hqq")
     torch.manual_seed(8)
     w = torch.randn(4, 64)
     w[1, 3], w[1, 7], w[1, 11] = -3e38, 3e38, 1e30
     w[2, :32] *= 1e-40   # subnormal weights
     w[3, 32:] *= 1e20    # squares past float32's range
-    packed, s, z = formats.quantize_int4(w, 32, symmetric, method)
+    packed, s, z = formats.quantize_int4(w, 32, symmetric, method, offsets=offsets)
+    if offsets:
+        assert torch.isfinite(z).all()
     assert torch.isfinite(s).all() and (s > 0).all()
-    ordinary = formats.quantize_int4(w[0:1], 32, symmetric, method)[1]
+    ordinary = formats.quantize_int4(w[0:1], 32, symmetric, method, offsets=offsets)[1]
     assert torch.equal(s[0], ordinary[0])
     deq = reference.dequantize_int4(packed, s, z, 32)
     assert torch.isfinite(deq).all()
     step = s.double().repeat_interleave(32, dim=1)
-    slack = 0.5 if method == "rtn" else 3.0  # the search clips up to 40% of a group's range
-    assert ((deq - w.double()).abs() <= step * slack * (1 + 1e-6) + 2.0 ** -149).all()
+    slack = 0.5 if method == "rtn" else 3.0
+    # (offsets: the offset itself rounds to fp32, up to 2^-24 of the group's minimum, 3e38 here)
+    assert ((deq - w.double()).abs() <= step * slack * (1 + 1e-6) + 2.0 ** -149 +
+            (2.0 ** -23 * w.double().abs().amax() if offsets else 0)).all()
 
-    layer = QuantLinear(64, 4, mode="a16w4", group_size=32, symmetric=symmetric)
-    layer._pack({"weight": packed, "weight_scale": s, "weight_zero": z})
+    layer = QuantLinear(64, 4, mode="a16w4", group_size=32, symmetric=symmetric, offsets=offsets)
+    layer._pack({"weight": packed, "weight_scale": s, "weight_offset" if offsets else "weight_zero": z})
     x = torch.randn(5, 64) * 1e-3
     out = layer(x)
     assert torch.isfinite(out).all()

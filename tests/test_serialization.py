@@ -55,3 +55,28 @@ def test_reload_gives_bit_identical_outputs(mode, group_size, symmetric, via, tm
         assert torch.equal(a, b)
     with torch.no_grad():
         torch.testing.assert_close(fresh(x), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("via", ["torch.save", "safetensors"])
+def test_float_offsets_state_dict_and_reload(via, tmp_path):
+    """a16w4 with float offsets: the state_dict holds weight_offset (float32), no weight_zero, and reloads bit for bit."""
+    q = lowbit.quantize_(_model(), "a16w4", group_size=32, offsets=True)
+    sd = q.state_dict()
+    assert sd["0.weight_offset"].dtype == torch.float32 and sd["0.weight_offset"].shape == (80, 8)
+    assert "0.weight_zero" not in sd
+    x = torch.randn(4, 256, dtype=torch.bfloat16)
+    with torch.no_grad():
+        want = q(x)
+    fresh = lowbit.quantize_(_model(), "a16w4", group_size=32, offsets=True)
+    if via == "safetensors":
+        save_file({k: v.contiguous() for k, v in sd.items()}, tmp_path / "m.safetensors")
+        fresh.load_state_dict(load_file(tmp_path / "m.safetensors"))
+    else:
+        buf = io.BytesIO()
+        torch.save(sd, buf)
+        buf.seek(0)
+        fresh.load_state_dict(torch.load(buf))
+    with torch.no_grad():
+        assert torch.equal(fresh(x), want)
+    for name in ("weight", "weight_scale", "weight_offset"):
+        assert torch.equal(getattr(fresh[0], name), getattr(q[0], name))

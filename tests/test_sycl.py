@@ -20,7 +20,7 @@ from torch import nn
 
 import cases
 import lowbit
-from helpers import random_int4, random_int8
+from helpers import assert_close_a16, int4_fold_magnitude, random_int4, random_int4_offsets, random_int8
 from lowbit import modes, ops, reference
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,6 +101,24 @@ def test_linear(routed, path, mode, k, group_size, symmetric, m, dtype):
     out = cases.linear(mode, x, packed, N, g, bias)
     assert out.shape == (m, N) and out.dtype == dtype
     cases.check(mode, out, x, w, g, bias)
+
+
+@needs_sycl
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", MS)
+@pytest.mark.parametrize("k, group_size", [(512, 32), (512, 128), (512, None), (60, 6), (36, 2)])
+def test_a16w4_float_offsets(routed, path, m, k, group_size, dtype):
+    """w = scale * q + offset: the zero-point rows hold the offsets, one more row marks the form (pack.sycl)."""
+    g = group_size or k
+    packed_q, s, o = random_int4_offsets(N, k, g)
+    packed = ops.pack_a16w4(packed_q, s, o, g)
+    shape = lowbit.sycl.packed_shape("a16w4", N, k, g)
+    assert packed.shape == (shape[0], shape[1] + 1, *shape[2:])
+    x, bias = torch.randn(m, k, dtype=dtype), _bias(N, dtype, m % 2 == 0)
+    out = ops.linear_a16w4(x, packed, N, g, bias)
+    assert out.shape == (m, N) and out.dtype == dtype
+    ref = reference.linear_a16w4(x, packed_q, s, o, g, bias, dtype=torch.float64)
+    assert_close_a16(out, ref, x, int4_fold_magnitude(packed_q, s, o, g), bias)
 
 
 @needs_sycl

@@ -88,15 +88,28 @@ Tensor pack_da8w8(Tensor weight, Tensor scales) {
   return out;
 }
 
-// The canonical int4 checks shared by pack_a16w4 and pack_da8w4; returns the zero points (null: symmetric).
+// The canonical int4 checks shared by pack_a16w4 and pack_da8w4; returns the zero points (null: symmetric, or
+// float offsets). `offsets`: where float32 `zeros` (offsets, w = scale * q + offset) go for a mode that has that
+// form (a16w4); null refuses them.
 const uint8_t* check_int4_canonical(const Tensor& weight, const Tensor& scales, const std::optional<Tensor>& zeros,
-                                    int64_t group_size, const char* mode, int64_t& N, int64_t& K) {
+                                    int64_t group_size, const char* mode, int64_t& N, int64_t& K,
+                                    const float** offsets = nullptr) {
   check_cpu_contiguous(weight, "weight");
   check_cpu_contiguous(scales, "scales");
   if (zeros) check_cpu_contiguous(*zeros, "zeros");
   const auto shape = check_int4_weight(weight, scales, zeros, group_size, checks::mode(mode));
   N = shape.N, K = shape.K;
   if (!zeros) return nullptr;
+  if (zeros->scalar_type() == ScalarType::Float) {
+    STD_TORCH_CHECK(offsets != nullptr, "lowbit: zeros must be uint8 zero points in 0..15 here (float32 offsets are "
+                    "an a16w4 form)");
+    const float* o = zeros->const_data_ptr<float>();
+    for (int64_t i = 0; i < N * shape.groups; ++i)
+      STD_TORCH_CHECK(std::isfinite(o[i]), "lowbit: zeros (float32 offsets) must be finite, found ", o[i],
+                      " at flat index ", i);
+    *offsets = o;
+    return nullptr;
+  }
   const uint8_t* z = zeros->const_data_ptr<uint8_t>();
   for (int64_t i = 0; i < N * shape.groups; ++i)
     STD_TORCH_CHECK(z[i] <= 15, "lowbit: zeros must be in 0..15, found ", int(z[i]), " at flat index ", i);
@@ -105,13 +118,16 @@ const uint8_t* check_int4_canonical(const Tensor& weight, const Tensor& scales, 
 
 Tensor pack_a16w4(Tensor weight, Tensor scales, std::optional<Tensor> zeros, int64_t group_size) {
   int64_t N, K;
-  const uint8_t* z = check_int4_canonical(weight, scales, zeros, group_size, "a16w4", N, K);
-  Tensor out = new_packed(N, lc::a16w4_panel_bytes(K, group_size), weight);
+  const float* offsets = nullptr;
+  const uint8_t* z = check_int4_canonical(weight, scales, zeros, group_size, "a16w4", N, K, &offsets);
+  Tensor out = new_packed(N, lc::a16w4_panel_bytes(K, group_size, offsets != nullptr), weight);
   auto w = weight.const_data_ptr<uint8_t>();
   auto s = scales.const_data_ptr<float>();
   auto o = out.mutable_data_ptr<uint8_t>();
-  parallel(lc::num_panels(N),
-           [&](int64_t p0, int64_t p1) { lc::pack_a16w4(w, s, z, N, K, group_size, o, p0, p1); });
+  parallel(lc::num_panels(N), [&](int64_t p0, int64_t p1) {
+    if (offsets) lc::pack_a16w4_offsets(w, s, offsets, N, K, group_size, o, p0, p1);
+    else lc::pack_a16w4(w, s, z, N, K, group_size, o, p0, p1);
+  });
   return out;
 }
 
@@ -159,19 +175,19 @@ void* temporary(Prepared& p, const Tensor& like, int64_t bytes) {
   return t.mutable_data_ptr();
 }
 
-// Per-panel bytes of a packing (mode, K, group size), for the error that names the mismatched argument.
-int64_t panel_bytes(const char* mode, int64_t K, int64_t group_size) {
+// Per-panel bytes of a packing (mode, K, group size, a16w4's float-offset form).
+int64_t panel_bytes(const char* mode, int64_t K, int64_t group_size, bool offsets) {
   const std::string m = mode;
   if (m == "a16w8") return lc::a16w8_panel_bytes(K);
   if (m == "da8w8") return lc::da8w8_panel_bytes(K);
   if (m == "da8w4") return lc::da8w4_panel_bytes(K, group_size);
-  return lc::a16w4_panel_bytes(K, group_size);
+  return lc::a16w4_panel_bytes(K, group_size, offsets);
 }
 
 // Every check of a linear op's arguments (op_checks.h, in the order _opmeta.check_linear mirrors), the output,
 // and the args without the mode's own fields.
 Prepared prepare(const Tensor& x, const Tensor& packed, int64_t N, const std::optional<Tensor>& bias,
-                 const char* mode_name, int64_t group_size = 0) {
+                 const char* mode_name, int64_t group_size = 0, bool offsets = false) {
   const checks::Mode& mode = checks::mode(mode_name);
   const int64_t K_arg = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
   checks::check_linear_k(mode, K_arg, group_size);  // the mode's bounds, whoever packed the weight
@@ -183,7 +199,7 @@ Prepared prepare(const Tensor& x, const Tensor& packed, int64_t N, const std::op
   STD_TORCH_CHECK(packed.dim() == 2 && packed.size(0) == lc::num_panels(N),
                   "lowbit: packed_weight does not hold out_features = ", N, " (expected ", lc::num_panels(N),
                   " panels of 16 columns, got shape [", packed.dim() > 0 ? packed.size(0) : 0, ", ...])");
-  if (packed.size(1) != panel_bytes(mode_name, K, group_size))
+  if (packed.size(1) != panel_bytes(mode_name, K, group_size, offsets))
     checks::packed_size_mismatch(packed.size(1), mode, K, group_size, panel_bytes);
   if (bias) {
     check_cpu_contiguous(*bias, "bias");
@@ -261,9 +277,17 @@ Tensor linear_a16w8(Tensor x, Tensor packed, int64_t out_features, std::optional
 
 Tensor linear_a16w4(Tensor x, Tensor packed, int64_t out_features, int64_t group_size,
                     std::optional<Tensor> bias) {
-  Prepared p = prepare(x, packed, out_features, bias, "a16w4", group_size);
+  const int64_t K = x.dim() >= 1 ? x.size(x.dim() - 1) : 0;
+  // The packing's form: for a given (K, group_size), uint8 zero points (80 + 8g bytes per group and panel) and
+  // float offsets (128 + 8g) never have the same size. A packing for another group size can still collide
+  // (zero points at g = 10i, offsets at g = 16i): group_size must be the one the weight was packed with.
+  const bool group_ok = K > 0 && K % 2 == 0 && group_size > 0 && group_size % 2 == 0 && K % group_size == 0;
+  const bool offsets =
+      group_ok && packed.dim() == 2 && packed.size(1) == lc::a16w4_panel_bytes(K, group_size, true);
+  Prepared p = prepare(x, packed, out_features, bias, "a16w4", group_size, offsets);
   if (p.args.M == 0) return p.out;
   p.args.group = group_size;
+  p.args.offsets = offsets;
   p.args.x = prescale_if_needed(x, p, x_as_f32(x, p));
   const lc::KernelTable& kt = lc::active_kernels();
   parallel(lc::num_panels(out_features),

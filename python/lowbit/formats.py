@@ -4,6 +4,7 @@ Canonical = what state_dict and safetensors hold; independent of device and inst
   int8:  q int8 [N, K],            scales float32 [N]            w = q * scale
   int4:  packed uint8 [N, K/2],    scales float32 [N, K/g],      w = (q - zero) * scale
          element k in the low nibble when k is even;  zeros uint8 [N, K/g] in 0..15, or None = symmetric (zero 8)
+         or with float offsets (a16w4):  offsets float32 [N, K/g]    w = scale * q + offset
 """
 
 from typing import Optional, Tuple
@@ -11,11 +12,12 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from lowbit.scale_search import normalize_groups, scale_back, search_int4
+from lowbit.int4_groups import normalize_groups, scale_back, times_power_of_two
 
 INT4_MAX = 15
-# How int4 scales and zeros are chosen: round to nearest, or an error-minimizing search (scale_search.py)
-INT4_METHODS = ("rtn", "search")
+# How int4 scales and zeros are chosen: round to nearest, or HQQ's half-quadratic optimizer (hqq_method.py, needs
+# the `hqq` package)
+INT4_METHODS = ("rtn", "hqq")
 
 
 def _check_weight(weight: Tensor) -> None:
@@ -99,27 +101,41 @@ def unpack_int4(packed: Tensor) -> Tensor:
 
 
 def quantize_int4(weight: Tensor, group_size: Optional[int] = 128, symmetric: bool = False,
-                  method: str = "rtn") -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+                  method: str = "rtn", offsets: bool = False) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
     """Group-wise int4.
 
     method="rtn", round to nearest:
       asymmetric: scale = (max - min) / 15 per group, zero = round(-min / scale) in 0..15
       symmetric:  scale = amax / 7, zero = 8 (q - 8 in -7..7)
-    method="search": per group, the clipped range and least-squares scale with the smallest squared weight
-      error (lowbit.scale_search); same format, slower to quantize.
-    Returns (packed uint8 [N, K/2], scales float32 [N, K/g], zeros uint8 [N, K/g] or None).
+      offsets:    scale = (max - min) / 15, offset = min, q = round((w - min) / scale): w = scale * q + offset
+                  (GGUF Q4_1's form; no rounding of the zero point, and 0 need not be in the range)
+    method="hqq": HQQ's half-quadratic optimizer (lowbit.hqq_method; the `hqq` package) for the offsets, then
+      least-squares refits of scale and offset; with zero points, its offsets rounded to integer zero points.
+    Returns (packed uint8 [N, K/2], scales float32 [N, K/g], zeros uint8 [N, K/g] or None), or with offsets=True
+    (packed, scales, offsets float32 [N, K/g]).
     """
     _check_weight(weight)
     check_int4_method(method)
+    if offsets and symmetric:
+        raise ValueError("offsets=True and symmetric=True exclude each other (float offsets are asymmetric)")
     N, K = weight.shape
     g = resolve_group_size(K, group_size)
     check_int4_shape(K, g)
-    if method == "search":
-        q, scales, zeros = search_int4(weight, g, symmetric)
+    if method == "hqq":
+        from lowbit.hqq_method import hqq_int4
+        q, scales, zeros = hqq_int4(weight, g, symmetric, offsets)
         return pack_int4(q), scales.contiguous(), zeros
     # each group scaled by a power of two (exact): max - min of finite weights cannot overflow, and ordinary
-    # weights get the same bits as without it (scale_search.normalize_groups)
+    # weights get the same bits as without it (int4_groups.normalize_groups)
     w, e = normalize_groups(weight.float().reshape(N, K // g, g))
+    if offsets:
+        lo, hi = w.amin(dim=-1, keepdim=True), w.amax(dim=-1, keepdim=True)
+        scales = _safe_scale((hi - lo) / INT4_MAX)
+        q = torch.round((w - lo) / scales).clamp_(0, INT4_MAX)
+        q, scales = scale_back(q, scales, e, torch.zeros_like(q))
+        offs = times_power_of_two(lo, e)
+        return (pack_int4(q.reshape(N, K).to(torch.uint8)), scales.squeeze(-1).contiguous(),
+                offs.squeeze(-1).contiguous())
     if symmetric:
         scales = _safe_scale(w.abs().amax(dim=-1, keepdim=True) / 7.0)
         zeros = torch.full_like(scales, 8.0)

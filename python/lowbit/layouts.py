@@ -24,6 +24,7 @@ class Canonical(NamedTuple):
     weight: Tensor            # int8 [N, K], or uint8 [N, K/2] for int4
     scale: Tensor             # float32 [N], or [N, K/g] for int4
     zero: Optional[Tensor]    # uint8 [N, K/g] (asymmetric int4), else None
+    offset: Optional[Tensor] = None  # float32 [N, K/g] (int4 with float offsets: w = scale * q + offset), else None
 
 
 class Layout(NamedTuple):
@@ -32,9 +33,12 @@ class Layout(NamedTuple):
     panel_size(K, group_size): bytes per 16-column panel (native CPU) or rows of 64 32-bit words per 64-column
       panel (SYCL), the second dimension of the packed tensor.
     unpack(packed, N, K, group_size, symmetric) -> Canonical: the canonical tensors `packed` was made from.
+    offsets_size(K, group_size): panel_size of the int4 form with float offsets, or None when the layout has no
+      such form. The two sizes differ for every (K, group_size), so unpack tells the forms apart by the size.
     """
     panel_size: Callable[[int, Optional[int]], int]
     unpack: Callable[[Tensor, int, int, Optional[int], bool], Canonical]
+    offsets_size: Optional[Callable[[int, Optional[int]], int]] = None
 
 
 def _f32(fields: Tensor) -> Tensor:
@@ -67,17 +71,23 @@ def _cpu_da8w8(packed: Tensor, n: int, k: int) -> Canonical:
 
 
 def _cpu_a16w4(packed: Tensor, n: int, k: int, g: int, symmetric: bool) -> Canonical:
-    # panel: per group [16 f32 scales][16 uint8 zero points][g/2 rows x 16 canonical bytes]
+    # panel: per group [16 f32 scales][16 uint8 zero points][g/2 rows x 16 canonical bytes], or with float
+    # offsets [16 f32 scales][16 f32 offsets][g/2 rows x 16 canonical bytes] (told apart by the size)
     p, groups = packed.shape[0], k // g
+    offsets = packed.shape[1] == _cpu_int4_offsets_bytes(k, g)
+    header = CPU_PANEL * (8 if offsets else 5)
     per_group = packed.reshape(p, groups, -1)
     scale = _f32(per_group[..., :CPU_PANEL * 4])              # [p, groups, 16]
-    zero = per_group[..., CPU_PANEL * 4:CPU_PANEL * 5]
-    w = per_group[..., CPU_PANEL * 5:].reshape(p, groups, g // 2, CPU_PANEL)
+    w = per_group[..., header:].reshape(p, groups, g // 2, CPU_PANEL)
     w = w.permute(0, 3, 1, 2).reshape(p * CPU_PANEL, k // 2)
 
     def per_column(t: Tensor) -> Tensor:  # [p, groups, 16] -> [N, groups]
         return t.permute(0, 2, 1).reshape(p * CPU_PANEL, groups)[:n].contiguous()
 
+    if offsets:
+        return Canonical(w[:n].contiguous(), per_column(scale), None,
+                         per_column(_f32(per_group[..., CPU_PANEL * 4:CPU_PANEL * 8])))
+    zero = per_group[..., CPU_PANEL * 4:CPU_PANEL * 5]
     return Canonical(w[:n].contiguous(), per_column(scale),
                      None if symmetric else per_column(zero))
 
@@ -117,6 +127,14 @@ def _sycl_int8(packed: Tensor, n: int, k: int) -> Canonical:
     return Canonical(w, scale, None)
 
 
+def _sycl_int4_rows(k: int, g: int) -> int:
+    return (k + 7) // 8 + 2 * (k // g)  # weight words, K/g rows of scales, K/g of zeros
+
+
+def _sycl_int4_offsets_rows(k: int, g: int) -> int:
+    return _sycl_int4_rows(k, g) + 1  # ... K/g rows of float offsets, and a row of zeros marking the form
+
+
 def _sycl_int4(packed: Tensor, n: int, k: int, g: int, symmetric: bool) -> Canonical:
     # rows 0 .. ceil(K/8)-1: four canonical bytes of one column per word; then K/g rows of fp32 scales, then
     # K/g rows of fp32 zero points
@@ -127,6 +145,8 @@ def _sycl_int4(packed: Tensor, n: int, k: int, g: int, symmetric: bool) -> Canon
         rows = _f32(packed[:, first_row:first_row + groups]).squeeze(-1)   # [p, groups, 64]
         return rows.permute(0, 2, 1).reshape(-1, groups)[:n].contiguous()
 
+    if packed.shape[1] == _sycl_int4_offsets_rows(k, g):
+        return Canonical(w, per_column(words), None, per_column(words + groups))
     return Canonical(w, per_column(words), None if symmetric else _zero_points(per_column(words + groups)))
 
 
@@ -163,15 +183,18 @@ def _cpu_int4_bytes(k: int, g: int) -> int:
     return k // g * (CPU_PANEL * 5 + g // 2 * CPU_PANEL)  # per group: 16 f32 scales, 16 u8 zeros, g/2 x 16 bytes
 
 
+def _cpu_int4_offsets_bytes(k: int, g: int) -> int:
+    return k // g * (CPU_PANEL * 8 + g // 2 * CPU_PANEL)  # per group: 16 f32 scales, 16 f32 offsets, g/2 x 16 bytes
+
+
 CPU_A16W8 = Layout(lambda k, g=None: CPU_PANEL * 4 + k * CPU_PANEL,
                    lambda packed, n, k, g=None, symmetric=True: _cpu_a16w8(packed, n, k))
 CPU_DA8W8 = Layout(lambda k, g=None: CPU_PANEL * 8 + (k + 3) // 4 * 4 * CPU_PANEL,
                    lambda packed, n, k, g=None, symmetric=True: _cpu_da8w8(packed, n, k))
-CPU_A16W4 = Layout(_cpu_int4_bytes, _cpu_a16w4)
+CPU_A16W4 = Layout(_cpu_int4_bytes, _cpu_a16w4, _cpu_int4_offsets_bytes)
 CPU_DA8W4 = Layout(_cpu_int4_bytes, _cpu_da8w4)
 
 SYCL_INT8 = Layout(lambda k, g=None: (k + 3) // 4 + 1,  # weight words, then one row of scales
                    lambda packed, n, k, g=None, symmetric=True: _sycl_int8(packed, n, k))
-SYCL_A16W4 = Layout(lambda k, g: (k + 7) // 8 + 2 * (k // g),  # weight words, K/g rows of scales, K/g of zeros
-                    _sycl_int4)
+SYCL_A16W4 = Layout(_sycl_int4_rows, _sycl_int4, _sycl_int4_offsets_rows)
 SYCL_DA8W4 = Layout(lambda k, g: k // 8 + k // g + (k // g + 7) // 8, _sycl_da8w4)

@@ -31,8 +31,9 @@ class WeightFormat:
     """A canonical weight format (lowbit.formats): what state_dict holds, independent of device and ISA."""
     name: str
     grouped: bool  # scales (and zero points) per group of group_size consecutive k
-    specs: Callable[[int, int, Optional[int], bool], Specs]  # (N, K, group_size, symmetric) -> name: (shape, dtype)
-    quantize: Callable[[Tensor, Optional[int], bool, str], Dict[str, Optional[Tensor]]]
+    # (N, K, group_size, symmetric[, offsets]) -> name: (shape, dtype)
+    specs: Callable[..., Specs]
+    quantize: Callable[..., Dict[str, Optional[Tensor]]]  # (w, group_size, symmetric, method[, offsets])
     dequantize: Callable[[Dict[str, Tensor], Optional[int]], Tensor]  # canonical -> float64 [N, K]
     pack_args: Callable[[Dict[str, Optional[Tensor]], Optional[int]], tuple]  # canonical -> the pack op's args
     placeholder: Dict[str, int]  # fill values of an all-zero weight (q = its zero point, scale 1)
@@ -42,9 +43,11 @@ def _int8_specs(n, k, g, symmetric):
     return {"weight": ((n, k), torch.int8), "weight_scale": ((n,), torch.float32)}
 
 
-def _int4_specs(n, k, g, symmetric):
+def _int4_specs(n, k, g, symmetric, offsets=False):
     specs = {"weight": ((n, k // 2), torch.uint8), "weight_scale": ((n, k // g), torch.float32)}
-    if not symmetric:
+    if offsets:  # w = scale * q + offset (exclusive with zero points)
+        specs["weight_offset"] = ((n, k // g), torch.float32)
+    elif not symmetric:
         specs["weight_zero"] = ((n, k // g), torch.uint8)
     return specs
 
@@ -54,9 +57,14 @@ def _quantize_int8(w, g, symmetric, method):
     return {"weight": q, "weight_scale": s}
 
 
-def _quantize_int4(w, g, symmetric, method):
-    q, s, z = formats.quantize_int4(w, g, symmetric, method)
-    return {"weight": q, "weight_scale": s, "weight_zero": z}
+def _quantize_int4(w, g, symmetric, method, offsets=False):
+    q, s, z = formats.quantize_int4(w, g, symmetric, method, offsets=offsets)
+    return {"weight": q, "weight_scale": s, "weight_offset" if offsets else "weight_zero": z}
+
+
+def _zeros_or_offsets(c):
+    """The int4 `zeros` argument of the pack op and the reference: uint8 zero points, float32 offsets or None."""
+    return c["weight_offset"] if c.get("weight_offset") is not None else c.get("weight_zero")
 
 
 INT8 = WeightFormat(
@@ -67,9 +75,9 @@ INT8 = WeightFormat(
 
 INT4 = WeightFormat(
     "int4", grouped=True, specs=_int4_specs, quantize=_quantize_int4,
-    dequantize=lambda c, g: reference.dequantize_int4(c["weight"], c["weight_scale"], c.get("weight_zero"), g),
-    pack_args=lambda c, g: (c["weight"], c["weight_scale"], c.get("weight_zero"), g),
-    placeholder={"weight": 0x88, "weight_scale": 1, "weight_zero": 8})
+    dequantize=lambda c, g: reference.dequantize_int4(c["weight"], c["weight_scale"], _zeros_or_offsets(c), g),
+    pack_args=lambda c, g: (c["weight"], c["weight_scale"], _zeros_or_offsets(c), g),
+    placeholder={"weight": 0x88, "weight_scale": 1, "weight_zero": 8, "weight_offset": -8})
 
 
 # ------------------------------------------------------------------ modes
@@ -89,13 +97,25 @@ class Mode:
     max_group: Optional[int] = None  # int4: largest group size the kernels' integer sums allow
     max_k: Optional[int] = None  # largest K the kernels' integer sums allow
     limits: str = field(default="", repr=False)  # why max_group / max_k are what they are
+    # int4: also the form with float offsets, w = scale * q + offset (canonical `weight_offset`, GGUF Q4_1's d*q + m)
+    float_offsets: bool = False
 
     @property
     def grouped(self) -> bool:
         return self.weights.grouped
 
-    def specs(self, n: int, k: int, group_size: Optional[int], symmetric: bool) -> Specs:
+    def specs(self, n: int, k: int, group_size: Optional[int], symmetric: bool, offsets: bool = False) -> Specs:
+        if offsets:
+            return self.weights.specs(n, k, group_size, symmetric, offsets)
         return self.weights.specs(n, k, group_size, symmetric)
+
+    def offsets_error(self, symmetric: bool) -> Optional[str]:
+        """Why this mode cannot take float offsets (with `symmetric`), or None."""
+        if not self.float_offsets:
+            return f"{self.name} has no float-offset form (offsets=True is an a16w4 option)"
+        if symmetric:
+            return "offsets=True and symmetric=True exclude each other (float offsets are asymmetric)"
+        return None
 
     def op_args(self, group_size: Optional[int]) -> tuple:
         """The linear op's arguments between out_features and bias."""
@@ -136,7 +156,7 @@ def _a16w8_ref(x, c, g, bias, dtype):
 
 
 def _a16w4_ref(x, c, g, bias, dtype):
-    return reference.linear_a16w4(x, c["weight"], c["weight_scale"], c.get("weight_zero"), g, bias, dtype)
+    return reference.linear_a16w4(x, c["weight"], c["weight_scale"], _zeros_or_offsets(c), g, bias, dtype)
 
 
 def _da8w8_ref(x, c, g, bias, dtype):
@@ -156,9 +176,9 @@ BY_NAME: Dict[str, Mode] = {m.name: m for m in (
     Mode("a16w8", "int8 per-output-channel symmetric weights; activations kept in 16/32 bit",
          INT8, dynamic_activations=False, reference=_a16w8_ref, peer="torch int8",
          layouts={"cpu": layouts.CPU_A16W8, "sycl": layouts.SYCL_INT8}),
-    Mode("a16w4", "int4 group-wise weights, uint8 zero points or symmetric; activations kept in 16/32 bit",
+    Mode("a16w4", "int4 group-wise weights, uint8 zero points, float offsets or symmetric; activations kept in 16/32 bit",
          INT4, dynamic_activations=False, reference=_a16w4_ref, peer="torch int4",
-         layouts={"cpu": layouts.CPU_A16W4, "sycl": layouts.SYCL_A16W4}),
+         layouts={"cpu": layouts.CPU_A16W4, "sycl": layouts.SYCL_A16W4}, float_offsets=True),
     Mode("da8w8", "int8 per-channel weights; activations quantized per token to int8 in the op, int32 sums",
          INT8, dynamic_activations=True, reference=_da8w8_ref, peer="torch _int_mm",
          layouts={"cpu": layouts.CPU_DA8W8, "sycl": layouts.SYCL_INT8},

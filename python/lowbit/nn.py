@@ -15,26 +15,33 @@ class QuantLinear(nn.Module):
 
     mode: one of lowbit.modes (lowbit.MODES), e.g.
       "a16w8"  int8 per-output-channel symmetric weights; activations kept in 16/32 bit
-      "a16w4"  int4 weights, group-wise (group_size; None = per channel), with uint8 zero points unless symmetric
+      "a16w4"  int4 weights, group-wise (group_size; None = per channel), with uint8 zero points unless symmetric,
+               or with float offsets (offsets=True: w = scale * q + offset, GGUF Q4_1's form)
       "da8w8"  int8 weights; activations quantized per token to int8 inside the op, int32 accumulation
       "da8w4"  int4 weights as a16w4; activations quantized per token to int8 inside the op, int32 group sums
 
     Only the kernels' layout (`packed_weight`, a non-persistent buffer) and the bias are resident. The state_dict
     holds the canonical format (lowbit.formats), read back from the packed layout when it is made: `weight`
-    (int8 [N, K] or uint8 [N, K/2]), `weight_scale` (float32), `weight_zero` (asymmetric int4 only) and `bias`.
-    The attributes `weight`, `weight_scale` and `weight_zero` are computed the same way on each access. Loading a
+    (int8 [N, K] or uint8 [N, K/2]), `weight_scale` (float32), `weight_zero` (asymmetric int4 only) or
+    `weight_offset` (float32, int4 with offsets=True) and `bias`. The attributes `weight`, `weight_scale`,
+    `weight_zero` and `weight_offset` are computed the same way on each access. Loading a
     state_dict packs it; a move to another backend (`.to("xpu")`, lowbit.sycl.route_cpu) repacks.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, mode: str = "a16w4",
                  group_size: Optional[int] = 128, symmetric: bool = False,
-                 device=None, dtype: Optional[torch.dtype] = None):
+                 device=None, dtype: Optional[torch.dtype] = None, offsets: bool = False):
         super().__init__()
         self.mode = modes.get(mode).name
         if in_features <= 0 or out_features <= 0:
             raise ValueError(f"in_features and out_features must be positive, got {in_features}, {out_features}")
+        if offsets:
+            reason = self._mode.offsets_error(symmetric)
+            if reason:
+                raise ValueError(reason)
         self.in_features, self.out_features = in_features, out_features
         self.symmetric = symmetric if self._mode.grouped else True
+        self.offsets = bool(offsets)
         self.group_size = None
         if self._mode.grouped:
             self.group_size = formats.resolve_group_size(in_features, group_size)
@@ -60,9 +67,10 @@ class QuantLinear(nn.Module):
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, mode: str = "a16w4", group_size: Optional[int] = 128,
-                    symmetric: bool = False, method: str = "rtn") -> "QuantLinear":
-        """Quantize an nn.Linear (see lowbit.formats). method: "rtn" (round to nearest) or "search" (int4 only:
-        per-group scales and zeros minimizing the weight error, lowbit.scale_search; int8 ignores it).
+                    symmetric: bool = False, method: str = "rtn", offsets: bool = False) -> "QuantLinear":
+        """Quantize an nn.Linear (see lowbit.formats). method: "rtn" (round to nearest) or "hqq" (int4 only: HQQ's
+        optimizer, lowbit.hqq_method, needs the `hqq` package); int8 ignores it. offsets (a16w4): float offsets
+        instead of uint8 zero points.
         A linear on the meta device gives a QuantLinear on meta (shapes only), to be filled by
         load_state_dict(..., assign=True)."""
         if not isinstance(linear, nn.Linear):
@@ -70,21 +78,55 @@ class QuantLinear(nn.Module):
         formats.check_int4_method(method)
         w = linear.weight.detach()
         q = cls(linear.in_features, linear.out_features, linear.bias is not None, mode, group_size, symmetric,
-                device=w.device, dtype=w.dtype)
+                device=w.device, dtype=w.dtype, offsets=offsets)
         if w.device.type == "meta":
             # no values to quantize: a layer of the right shapes on meta, for load_state_dict(..., assign=True)
             return q
         with torch.no_grad():
-            q._pack(q._mode.weights.quantize(w, q.group_size, symmetric, method))
+            if offsets:
+                q._pack(q._mode.weights.quantize(w, q.group_size, symmetric, method, offsets=True))
+            else:
+                q._pack(q._mode.weights.quantize(w, q.group_size, symmetric, method))
             if linear.bias is not None:
                 q.bias.copy_(linear.bias.detach())
         return q
+
+    @classmethod
+    def from_canonical(cls, canonical: Dict[str, Tensor], mode: str = "a16w4", group_size: Optional[int] = None,
+                       bias: Optional[Tensor] = None, device=None) -> "QuantLinear":
+        """A layer holding given canonical tensors (lowbit.formats; state_dict names: `weight`, `weight_scale`,
+        and for int4 `weight_zero`, `weight_offset` or neither = symmetric), e.g. integers read from a GGUF file
+        (lowbit.load_gguf_). group_size: int4 only (None = per channel). bias: float [N] or None. Shapes and dtypes
+        are checked as load_state_dict checks them (ValueError)."""
+        m = modes.get(mode)
+        weight = canonical["weight"]
+        n = weight.shape[0]
+        k = weight.shape[1] * (2 if m.grouped else 1)
+        offsets = canonical.get("weight_offset") is not None
+        symmetric = not offsets and canonical.get("weight_zero") is None
+        device = device if device is not None else weight.device
+        layer = cls(k, n, bias is not None, mode, group_size, symmetric, device=device,
+                    dtype=bias.dtype if bias is not None else None, offsets=offsets)
+        given = {name: t for name, t in canonical.items() if t is not None}
+        specs = layer._canonical_specs()
+        if set(given) != set(specs):
+            raise ValueError(f"canonical must hold {sorted(specs)} for this form, got {sorted(given)}")
+        for name, (shape, dtype) in specs.items():
+            t = given[name]
+            if tuple(t.shape) != shape or t.dtype != dtype:
+                raise ValueError(f"{name} must be {dtype} of shape {list(shape)}, got {t.dtype} {list(t.shape)}")
+        with torch.no_grad():
+            layer._pack({name: t.to(device) for name, t in given.items()})
+            if bias is not None:
+                layer.bias.copy_(bias)
+        return layer
 
     # ---- the canonical format, in and out of the packed layout
 
     def _canonical_specs(self) -> Dict[str, Tuple[Tuple[int, ...], torch.dtype]]:
         """state_dict name -> (shape, dtype) of the canonical tensors this layer saves."""
-        return self._mode.specs(self.out_features, self.in_features, self.group_size, self.symmetric)
+        return self._mode.specs(self.out_features, self.in_features, self.group_size, self.symmetric,
+                                getattr(self, "offsets", False))
 
     def _pack(self, canonical: Dict[str, Optional[Tensor]], backend: Optional[backends.Backend] = None) -> Tensor:
         """Packs canonical tensors for `backend` (default: the one that runs tensors where they are) and makes
@@ -103,6 +145,8 @@ class QuantLinear(nn.Module):
         out = {"weight": c.weight, "weight_scale": c.scale}
         if c.zero is not None:
             out["weight_zero"] = c.zero
+        if c.offset is not None:
+            out["weight_offset"] = c.offset
         return out
 
     def _packed_for(self, backend: backends.Backend) -> Tensor:
@@ -126,6 +170,10 @@ class QuantLinear(nn.Module):
     @property
     def weight_zero(self) -> Optional[Tensor]:
         return self.canonical().get("weight_zero")
+
+    @property
+    def weight_offset(self) -> Optional[Tensor]:
+        return self.canonical().get("weight_offset")
 
     def _apply(self, fn, *args, **kwargs):
         # A cast (model.to(torch.bfloat16)) leaves the uint8 layout, and so the fp32 scales inside it, untouched.
@@ -216,5 +264,7 @@ class QuantLinear(nn.Module):
 
     def extra_repr(self) -> str:
         group = f", group_size={self.group_size}, symmetric={self.symmetric}" if self._mode.grouped else ""
+        if getattr(self, "offsets", False):
+            group += ", offsets=True"
         return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
                 f"mode={self.mode}{group}")

@@ -76,6 +76,10 @@ def _check_linear(mode: modes.Mode, x, packed_weight, out_features, bias, group_
         raise ValueError(f"x.size(-1) = K must be positive, got x of shape {tuple(x.shape)}")
     backend = backends.for_device(x.device)
     expected = backend.packed_shape(mode, out_features, k, group_size)
+    if mode.grouped and packed_weight.dim() == len(expected) and packed_weight.dim() >= 2 \
+            and packed_weight.shape[1] in backend.panel_sizes(mode, k, group_size):
+        # int4 with float offsets: the other panel size of the same (K, group_size) (lowbit.layouts.Layout)
+        expected = (expected[0], packed_weight.shape[1], *expected[2:])
     if tuple(packed_weight.shape) != expected:
         if packed_weight.dim() == len(expected) and packed_weight.shape[0] == expected[0] \
                 and tuple(packed_weight.shape[2:]) == expected[2:]:
@@ -115,7 +119,11 @@ def _check_int4_weight(mode: modes.Mode, weight, scales, zeros, group_size):
     _tensor(weight, "weight", (torch.uint8,), "uint8 [N, K/2] (two int4 per byte)")
     _tensor(scales, "scales", (torch.float32,), "float32 [N, K/group_size]")
     if zeros is not None:
-        _tensor(zeros, "zeros", (torch.uint8,), "uint8 [N, K/group_size] in 0..15")
+        _tensor(zeros, "zeros", (torch.uint8, torch.float32),
+                "uint8 zero points in 0..15 or float32 offsets, [N, K/group_size]")
+        if zeros.dtype == torch.float32 and not mode.float_offsets:
+            raise TypeError(f"zeros must be uint8 zero points for {mode.name} (float32 offsets are an a16w4 form), "
+                            f"got dtype {zeros.dtype}")
     _same_device({"weight": weight, "scales": scales, "zeros": zeros})
     if weight.dim() != 2 or weight.numel() == 0:
         raise ValueError(f"weight must be a non-empty 2-D [N, K/2] tensor, got shape {tuple(weight.shape)}")
@@ -127,7 +135,10 @@ def _check_int4_weight(mode: modes.Mode, weight, scales, zeros, group_size):
     if zeros is not None:
         if tuple(zeros.shape) != groups:
             raise ValueError(f"zeros must have shape [N, K/group_size] = {list(groups)}, got {list(zeros.shape)}")
-        if zeros.device.type != "meta" and zeros.numel() and int(zeros.max()) > 15:
+        if zeros.dtype == torch.float32:
+            if zeros.device.type != "meta" and not torch.isfinite(zeros).all():
+                raise ValueError("zeros (float32 offsets) must be finite")
+        elif zeros.device.type != "meta" and zeros.numel() and int(zeros.max()) > 15:
             raise ValueError(f"zeros must be in 0..15, got a maximum of {int(zeros.max())}")
 
 
@@ -138,19 +149,24 @@ def pack(mode, weight: Tensor, scales: Tensor, zeros: Optional[Tensor] = None, g
 
     int8 modes: weight int8 [N, K], scales float32 [N] (zeros and group_size unused).
     int4 modes: weight uint8 [N, K/2] (low nibble = even k), scales float32 [N, K/g], zeros uint8 [N, K/g] in 0..15
-      or None (symmetric: zero point 8), group_size g.
+      (w = scale * (q - zero)) or None (symmetric: zero point 8), group_size g; a16w4 also takes float32 offsets
+      [N, K/g] as zeros (w = scale * q + offset: GGUF Q4_1's form), packed in a form of its own.
     Raises TypeError / ValueError naming the argument; NotImplementedError when the backend has no kernels for
     the mode."""
     mode = modes.get(mode)
     if mode.grouped:
         _check_int4_weight(mode, weight, scales, zeros, group_size)
         zeros = None if zeros is None else zeros.contiguous()
-        canonical = {"weight": weight.contiguous(), "weight_scale": scales.contiguous(), "weight_zero": zeros}
+        key = "weight_offset" if zeros is not None and zeros.is_floating_point() else "weight_zero"
+        canonical = {"weight": weight.contiguous(), "weight_scale": scales.contiguous(), key: zeros}
     else:
         _check_int8_weight(weight, scales)
         canonical = {"weight": weight.contiguous(), "weight_scale": scales.contiguous()}
     backend = backend or backends.for_device(weight.device)
-    backend.layout(mode)  # NotImplementedError naming the mode and backend when it has no kernels there
+    # NotImplementedError naming the mode (and the form) and the backend when it has no kernels there
+    if backend.layout(mode).offsets_size is None and "weight_offset" in canonical:
+        raise NotImplementedError(f"lowbit: {mode.name} with float offsets has no {backend.label} kernels yet "
+                                  "(pass uint8 zero points there)")
     return mode.pack(backend.ops(weight.device), canonical, group_size)
 
 

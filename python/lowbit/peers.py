@@ -50,9 +50,10 @@ class _PeerLinear(nn.Module):
 class TorchInt8Linear(_PeerLinear):
     """torch._weight_int8pack_mm: int8 per-channel weights, 16/32-bit activations (vectorized for bf16 only)."""
 
-    def __init__(self, linear: nn.Linear):
+    def __init__(self, linear: nn.Linear, canonical: Optional[tuple] = None):
+        """canonical: (q int8 [N, K], scales float32 [N]) to hold instead of quantizing linear.weight."""
         super().__init__(linear)
-        q, scales = formats.quantize_int8(linear.weight.detach())
+        q, scales = canonical if canonical is not None else formats.quantize_int8(linear.weight.detach())
         self.register_buffer("weight", q)
         # the op wants scales in x's dtype; keep them in the model's dtype so the common case converts nothing
         self.register_buffer("weight_scale", scales.to(linear.weight.dtype))
@@ -64,7 +65,9 @@ class TorchInt8Linear(_PeerLinear):
 class TorchInt4Linear(_PeerLinear):
     """torch._weight_int4pack_mm_for_cpu: int4 group-wise weights with float zero points."""
 
-    def __init__(self, linear: nn.Linear, group_size: int = 128):
+    def __init__(self, linear: nn.Linear, group_size: int = 128, canonical: Optional[tuple] = None):
+        """canonical: (packed uint8 [N, K/2], scales [N, K/g], uint8 zeros or float32 offsets [N, K/g]) to hold
+        instead of quantizing linear.weight (round to nearest)."""
         super().__init__(linear)
         if group_size not in TORCH_INT4_GROUP_SIZES:
             raise ValueError(f"torch's int4 CPU op takes group_size in {TORCH_INT4_GROUP_SIZES}, got {group_size}")
@@ -72,11 +75,17 @@ class TorchInt4Linear(_PeerLinear):
             raise ValueError(f"torch's int4 CPU op needs out_features % {TORCH_INT4_N_MULTIPLE} == 0, "
                              f"got {linear.out_features}")
         self.group_size = group_size
-        packed, scales, zeros = formats.quantize_int4(linear.weight.detach(), group_size)
+        packed, scales, zeros = (canonical if canonical is not None
+                                 else formats.quantize_int4(linear.weight.detach(), group_size))
         q = formats.unpack_int4(packed).to(torch.int32)
         self.register_buffer("weight", torch._convert_weight_to_int4pack_for_cpu(q, 1))
-        # lowbit: w = (q - z) * s;  torch: w = (q - 8) * s + zero  =>  zero = (8 - z) * s  (exact in fp32)
-        float_zero = (TORCH_INT4_MIDPOINT - zeros.float()) * scales
+        if zeros is not None and zeros.is_floating_point():
+            # lowbit: w = s * q + offset;  torch: w = (q - 8) * s + zero  =>  zero = offset + 8 * s (one rounding)
+            float_zero = zeros + TORCH_INT4_MIDPOINT * scales
+        else:
+            # lowbit: w = (q - z) * s;  torch: w = (q - 8) * s + zero  =>  zero = (8 - z) * s  (exact in fp32)
+            z = zeros.float() if zeros is not None else torch.full_like(scales, TORCH_INT4_MIDPOINT)
+            float_zero = (TORCH_INT4_MIDPOINT - z) * scales
         sz = torch.stack([scales, float_zero], dim=-1).transpose(0, 1).contiguous()  # [K/g, N, 2]
         self.register_buffer("scales_and_zeros", sz.to(linear.weight.dtype))
 
@@ -125,6 +134,24 @@ def swap_linears(model: nn.Module, kind: str, group_size: int = 128) -> nn.Modul
         parent_name, _, child = fqn.rpartition(".")
         setattr(model.get_submodule(parent_name) if parent_name else model, child, make(linear))
     return model
+
+
+def from_quantlinear(layer: nn.Module, kind: str, dtype: Optional[torch.dtype] = None) -> nn.Module:
+    """PyTorch's op layer `kind` ("torch-int8" for an a16w8 QuantLinear, "torch-int4" for an a16w4 one) holding
+    exactly the layer's integers and scales (its offsets or zero points folded into torch's float zero), with
+    scales and bias in `dtype` (default the bias's, else bfloat16). ValueError for another pairing."""
+    from types import SimpleNamespace
+    c = layer.canonical()
+    bias = None if layer.bias is None else layer.bias.detach().to(dtype or layer.bias.dtype)
+    dtype = dtype or (bias.dtype if bias is not None else torch.bfloat16)
+    shape = SimpleNamespace(in_features=layer.in_features, out_features=layer.out_features, bias=bias,
+                            weight=torch.empty(0, dtype=dtype))
+    if kind == "torch-int8" and layer.mode == "a16w8":
+        return TorchInt8Linear(shape, (c["weight"], c["weight_scale"]))
+    if kind == "torch-int4" and layer.mode == "a16w4":
+        zeros = c.get("weight_offset", c.get("weight_zero"))
+        return TorchInt4Linear(shape, layer.group_size, (c["weight"], c["weight_scale"], zeros))
+    raise ValueError(f"no {kind} layer holds a {layer.mode} QuantLinear's integers")
 
 
 def is_linear(module: nn.Module) -> bool:

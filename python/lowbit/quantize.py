@@ -50,14 +50,16 @@ def _carry_hooks(old: nn.Module, new: nn.Module, fqn: str) -> None:
 
 
 def quantize_(model: nn.Module, mode: str, group_size: Optional[int] = 128, symmetric: bool = False,
-              filter_fn: Optional[Callable[[nn.Module, str], bool]] = None, method: str = "rtn") -> nn.Module:
+              filter_fn: Optional[Callable[[nn.Module, str], bool]] = None, method: str = "rtn",
+              offsets: bool = False) -> nn.Module:
     """Replace every nn.Linear in `model` (for which filter_fn(module, fqn) is true) by QuantLinear.
 
     mode: a name in lowbit.MODES ("a16w8", "a16w4", "da8w8", "da8w4"; lowbit.modes describes each).
     group_size: the int4 modes' group size (a16w4: a positive even int; da8w4: a positive multiple of 8), or None /
       -1 for one group per output channel.
-    method: "rtn" (round to nearest) or "search" (a16w4: per-group scales and zeros minimizing the weight
-    error, no calibration data; see lowbit.scale_search).
+    method: "rtn" (round to nearest) or "hqq" (a16w4: HQQ's optimizer then least-squares refits, no calibration
+    data; lowbit.hqq_method, needs the `hqq` package).
+    offsets: a16w4 with float offsets (w = scale * q + offset) instead of uint8 zero points.
 
     - A layer used in several places (Sequential(lin, act, lin), or self.b = self.a) becomes one QuantLinear in
       all of them; filter_fn sees it once, under the first name named_modules() gives it.
@@ -78,6 +80,12 @@ def quantize_(model: nn.Module, mode: str, group_size: Optional[int] = 128, symm
     if filter_fn is not None and not callable(filter_fn):
         raise TypeError(f"filter_fn must be callable (module, fqn) -> bool, got {type(filter_fn).__name__}")
     formats.check_int4_method(method)
+    if not isinstance(offsets, bool):
+        raise TypeError(f"offsets must be a bool, got {type(offsets).__name__}")
+    if offsets:
+        reason = modes.get(mode).offsets_error(symmetric)
+        if reason:
+            raise ValueError(reason)
     if isinstance(model, nn.Linear):
         raise ValueError("model is itself an nn.Linear: use QuantLinear.from_linear(model, mode) instead")
 
@@ -94,7 +102,7 @@ def quantize_(model: nn.Module, mode: str, group_size: Optional[int] = 128, symm
         if reason:
             log.warning("lowbit: keeping %s as nn.Linear (%s): %s", fqn, mode, reason)
             continue
-        q = QuantLinear.from_linear(m, mode, group_size, symmetric, method)
+        q = QuantLinear.from_linear(m, mode, group_size, symmetric, method, offsets=offsets)
         _carry_hooks(m, q, fqn)
         replacement[id(m)] = q
 

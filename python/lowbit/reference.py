@@ -16,10 +16,17 @@ def dequantize_int8(q: Tensor, scales: Tensor) -> Tensor:
 
 
 def dequantize_int4(packed: Tensor, scales: Tensor, zeros: Optional[Tensor], group_size: int) -> Tensor:
+    """w = (q - zero) * scale with uint8 zeros (None: symmetric, zero 8), or w = scale * q + offset when `zeros`
+    is a float tensor of offsets (the int4 form with float offsets, GGUF Q4_1's d * q + m)."""
     q = unpack_int4(packed).double()
     N, K = q.shape
-    z = zeros.double() if zeros is not None else torch.full_like(scales, 8, dtype=torch.float64)
-    w = (q.reshape(N, K // group_size, group_size) - z[..., None]) * scales.double()[..., None]
+    q = q.reshape(N, K // group_size, group_size)
+    s = scales.double()[..., None]
+    if zeros is not None and zeros.is_floating_point():
+        w = s * q + zeros.double()[..., None]
+    else:
+        z = zeros.double() if zeros is not None else torch.full_like(scales, 8, dtype=torch.float64)
+        w = (q - z[..., None]) * s
     return w.reshape(N, K)
 
 

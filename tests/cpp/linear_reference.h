@@ -52,16 +52,30 @@ inline Expected expect_a16w8(const float* x, int64_t K, const Int8Weights& w, co
 }
 
 // a16w4 with the folded magnitude of the kernels: (q + z) * s for scale * (x . q - z * sum(x)), and
-// (32 + q + z) * s for the bf16 decode kernel's scale * (16 * x . (1 + q/16) - (16 + z) * sum(x)); the larger
+// (32 + q + z) * s for the bf16 decode kernel's scale * (16 * x . (1 + q/16) - (16 + z) * sum(x)); the larger.
+// Float offsets add |offset| (offset * sum(x)) and one more rounding per group.
 inline Expected expect_a16w4(const float* x, int64_t K, const Int4Weights& w, const float* bias, int64_t i,
                              int64_t n) {
-  Expected e{bias ? bias[n] : 0.0, bias ? std::fabs(bias[n]) : 0.0, K + K / w.group + 5};
+  Expected e{bias ? bias[n] : 0.0, bias ? std::fabs(bias[n]) : 0.0, K + 2 * (K / w.group) + 5};
   for (int64_t k = 0; k < K; ++k) {
-    const double xk = x[i * K + k], q = w.q[n * K + k], z = w.zero(n, k), s = w.scale(n, k);
-    e.value += xk * (q - z) * s;
-    e.mag += std::fabs(xk) * (q + z + 32) * s;
+    const double xk = x[i * K + k];
+    e.value += xk * w.value(n, k);
+    e.mag += std::fabs(xk) * (w.folded(n, k) + 32 * w.scale(n, k));
   }
   return e;
+}
+
+// Packs w in its form (zero points, symmetric or float offsets) for the drivers.
+inline std::vector<uint8_t> pack_int4(const Int4Weights& w) {
+  const std::vector<uint8_t> canonical = w.packed();
+  std::vector<uint8_t> out(static_cast<size_t>(lc::num_panels(w.N) * lc::a16w4_panel_bytes(w.K, w.group, w.has_offsets())));
+  if (w.has_offsets())
+    lc::pack_a16w4_offsets(canonical.data(), w.scales.data(), w.offsets.data(), w.N, w.K, w.group, out.data(), 0,
+                           lc::num_panels(w.N));
+  else
+    lc::pack_a16w4(canonical.data(), w.scales.data(), w.zeros.empty() ? nullptr : w.zeros.data(), w.N, w.K, w.group,
+                   out.data(), 0, lc::num_panels(w.N));
+  return out;
 }
 
 // da8w8 from the quantized activations the driver is given: the int32 sum is exact, then

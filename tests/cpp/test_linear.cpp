@@ -83,13 +83,10 @@ TEST(linear_a16w4_all_paths) {
   for (const KernelTable* kt : runnable_variants())
     // groups smaller than, equal to and larger than the 256 K-chunk, a chunk ending mid-group (600 / 600)
     for (auto [K, group] : {std::pair<int64_t, int64_t>{2, 2}, {40, 8}, {520, 8}, {512, 128}, {600, 600}})
-      for (bool symmetric : {false, true})
+      for (Int4Form form : kInt4Forms)
         for (int64_t N : kNs) {
-          const Int4Weights w = random_int4(N, K, group, symmetric);
-          const std::vector<uint8_t> canonical = w.packed();
-          std::vector<uint8_t> packed(static_cast<size_t>(lc::num_panels(N) * lc::a16w4_panel_bytes(K, group)));
-          lc::pack_a16w4(canonical.data(), w.scales.data(), symmetric ? nullptr : w.zeros.data(), N, K, group,
-                         packed.data(), 0, lc::num_panels(N));
+          const Int4Weights w = random_int4(N, K, group, form);
+          const std::vector<uint8_t> packed = pack_int4(w);
           const std::vector<float> bias = random_floats(N);
           for (int64_t M : kMs) {
             const std::vector<float> x = random_bf16_floats(M * K);
@@ -100,6 +97,7 @@ TEST(linear_a16w4_all_paths) {
             for (ActDType t : kDTypes) {
               lc::LinearArgs a;
               a.M = M, a.K = K, a.N = N, a.x = x.data(), a.packed = packed.data(), a.y_dtype = t, a.group = group;
+              a.offsets = w.has_offsets();
               a.x_bf16 = t == ActDType::bf16 ? xb.data() : nullptr;
               a.bias = M % 2 ? bias.data() : nullptr;
               run_and_check(*kt, a, kt->linear_a16w4, want, "a16w4");
@@ -139,21 +137,21 @@ TEST(linear_da8w8_all_paths) {
 // a pair of panels and a single one (N = 40 = 3 panels), every decode row count.
 TEST(linear_a16w4_decode_long_panels) {
   const int64_t K = 8192, group = 128, N = 40;
-  const Int4Weights w = random_int4(N, K, group, false);
-  const std::vector<uint8_t> canonical = w.packed();
-  std::vector<uint8_t> packed(static_cast<size_t>(lc::num_panels(N) * lc::a16w4_panel_bytes(K, group)));
   CHECK(lc::a16w4_panel_bytes(K, group) >= (int64_t(64) << 10), "the panels must be long");
-  lc::pack_a16w4(canonical.data(), w.scales.data(), w.zeros.data(), N, K, group, packed.data(), 0, lc::num_panels(N));
-  for (const KernelTable* kt : runnable_variants())
-    for (int64_t M = 1; M <= lc::kGemvRows; ++M) {
+  for (Int4Form form : {Int4Form::zeros, Int4Form::offsets}) {
+    const Int4Weights w = random_int4(N, K, group, form);
+    const std::vector<uint8_t> packed = pack_int4(w);
+    for (const KernelTable* kt : runnable_variants())
+      for (int64_t M = 1; M <= lc::kGemvRows; ++M) {
       const std::vector<float> x = random_bf16_floats(M * K);
       const std::vector<uint16_t> xb = to_bf16(x);
       const auto want = expectations(M, N, [&](int64_t i, int64_t n) { return expect_a16w4(x.data(), K, w, nullptr, i, n); });
       lc::LinearArgs a;
       a.M = M, a.K = K, a.N = N, a.x = x.data(), a.x_bf16 = xb.data(), a.packed = packed.data();
-      a.y_dtype = ActDType::bf16, a.group = group;
+      a.y_dtype = ActDType::bf16, a.group = group, a.offsets = w.has_offsets();
       run_and_check(*kt, a, kt->linear_a16w4, want, "a16w4 long panels");
     }
+  }
 }
 
 namespace {

@@ -21,10 +21,14 @@ std::vector<uint8_t> pack8(const Int8Weights& w) {
 }
 
 std::vector<uint8_t> pack4(const Int4Weights& w) {
-  std::vector<uint8_t> out(static_cast<size_t>(lc::num_panels(w.N) * lc::a16w4_panel_bytes(w.K, w.group)));
+  std::vector<uint8_t> out(static_cast<size_t>(lc::num_panels(w.N) * lc::a16w4_panel_bytes(w.K, w.group, w.has_offsets())));
   const std::vector<uint8_t> packed = w.packed();
-  lc::pack_a16w4(packed.data(), w.scales.data(), w.zeros.empty() ? nullptr : w.zeros.data(), w.N, w.K, w.group,
-                 out.data(), 0, lc::num_panels(w.N));
+  if (w.has_offsets())
+    lc::pack_a16w4_offsets(packed.data(), w.scales.data(), w.offsets.data(), w.N, w.K, w.group, out.data(), 0,
+                           lc::num_panels(w.N));
+  else
+    lc::pack_a16w4(packed.data(), w.scales.data(), w.zeros.empty() ? nullptr : w.zeros.data(), w.N, w.K, w.group,
+                   out.data(), 0, lc::num_panels(w.N));
   return out;
 }
 
@@ -51,14 +55,14 @@ TEST(widen_a16w8_is_exact_and_unscaled) {
 TEST(widen_a16w4_is_exact_across_groups) {
   for (const KernelTable* kt : runnable_variants()) {
     for (auto [K, group] : {std::pair<int64_t, int64_t>{64, 2}, {96, 32}, {96, 96}, {48, 8}}) {
-      for (bool symmetric : {false, true}) {
+      for (Int4Form form : kInt4Forms) {
         const int64_t N = 16;
-        const Int4Weights w = random_int4(N, K, group, symmetric);
+        const Int4Weights w = random_int4(N, K, group, form);
         const std::vector<uint8_t> panel = pack4(w);
         // even chunks: from a group start, mid-group, across several groups, to the end
         for (auto [k0, kc] : {std::pair<int64_t, int64_t>{0, K}, {0, 2}, {2, 10}, {K - 2, 2}, {6, K - 6}}) {
           Guarded<float> dst(kc * kPanel, NAN, -7.f);
-          kt->widen_a16w4(panel.data(), group, k0, kc, dst.get());
+          kt->widen_a16w4(panel.data(), group, w.has_offsets(), k0, kc, dst.get());
           for (int64_t k = 0; k < kc; ++k)
             for (int64_t j = 0; j < N; ++j) {
               const float want = float(w.q[j * K + k0 + k]);
@@ -129,8 +133,9 @@ TEST(gemm_a16w8_chunk_is_widen_then_gemm) {
 
 TEST(gemm_a16w4_chunk_is_widen_then_gemm_then_fold) {
   for (const KernelTable* kt : runnable_variants()) {
-    for (auto [K, group] : {std::pair<int64_t, int64_t>{64, 32}, {512, 512}, {48, 8}}) {
-      const Int4Weights w = random_int4(16, K, group, false);
+    for (auto [K, group] : {std::pair<int64_t, int64_t>{64, 32}, {512, 512}, {48, 8}})
+    for (Int4Form form : {Int4Form::zeros, Int4Form::offsets}) {
+      const Int4Weights w = random_int4(16, K, group, form);
       const std::vector<uint8_t> panel = pack4(w);
       for (int64_t m = 1; m <= 14; ++m)
         // a whole group, its first part (no fold), its last part (accumulates, then folds), a middle part
@@ -141,22 +146,23 @@ TEST(gemm_a16w4_chunk_is_widen_then_gemm_then_fold) {
           const std::vector<float> g0 = random_floats(m * kPanel, -4.f, 4.f), c0 = random_floats(m * kPanel);
           const bool accumulate = k0 % group != 0, folds = (k0 + kc) % group == 0;
           std::vector<float> tile(static_cast<size_t>(kc * kPanel)), want(g0), scratch(tile.size());
-          kt->widen_a16w4(panel.data(), group, k0, kc, tile.data());
+          kt->widen_a16w4(panel.data(), group, w.has_offsets(), k0, kc, tile.data());
           kt->gemm_f32_panel(a.data() + k0, lda, tile.data(), kc, want.data(), m, accumulate);
           Guarded<float> g(m * kPanel, NAN, -7.f), c(m * kPanel, NAN, -7.f);
           std::copy(g0.begin(), g0.end(), g.get());
           std::copy(c0.begin(), c0.end(), c.get());
-          kt->gemm_a16w4_chunk(panel.data(), group, k0, kc, a.data() + k0, lda, xsum.data(), ldxs, g.get(), c.get(), m,
+          kt->gemm_a16w4_chunk(panel.data(), group, w.has_offsets(), k0, kc, a.data() + k0, lda, xsum.data(), ldxs, g.get(), c.get(), m,
                                scratch.data());
           for (int64_t i = 0; i < m; ++i)
             for (int64_t j = 0; j < kPanel; ++j) {
               const int64_t e = i * kPanel + j;
               CHECK(bits(g.get()[e]) == bits(want[e]), kt->name, " K=", K, " m=", m, " k0=", k0, " kc=", kc, " e=", e);
-              const double s = w.scale(j, k0), z = w.zero(j, k0), xs = xsum[i * ldxs];
-              // c + s * (g - z * xs): three fp32 operations (fused or not) on these magnitudes
-              const double fold = folds ? s * (double(want[e]) - z * xs) : 0.0;
-              const double mag = std::fabs(c0[e]) + std::fabs(s) * (std::fabs(want[e]) + z * std::fabs(xs));
-              CHECK(std::fabs(c.get()[e] - (c0[e] + fold)) <= gamma32(3) * mag, kt->name, " K=", K, " m=", m,
+              const double s = w.scale(j, k0), z = w.zero(j, k0), o = w.offset(j, k0), xs = xsum[i * ldxs];
+              // c + s * (g - z * xs) + o * xs: at most six fp32 operations (fused or not) on these magnitudes
+              const double fold = folds ? s * (double(want[e]) - z * xs) + o * xs : 0.0;
+              const double mag = std::fabs(c0[e]) + std::fabs(s) * (std::fabs(want[e]) + z * std::fabs(xs)) +
+                                 std::fabs(o * xs);
+              CHECK(std::fabs(c.get()[e] - (c0[e] + fold)) <= gamma32(6) * mag, kt->name, " K=", K, " m=", m,
                     " k0=", k0, " kc=", kc, " c[", e, "] = ", c.get()[e], ", expected ", c0[e] + fold);
             }
           CHECK(g.guard_intact() && c.guard_intact(), kt->name, " wrote past m=", m);
@@ -195,8 +201,8 @@ TEST(gemv_a16w8_every_row_count) {
 TEST(gemv_a16w4_every_row_count_and_group) {
   for (const KernelTable* kt : runnable_variants()) {
     for (auto [K, group] : {std::pair<int64_t, int64_t>{2, 2}, {64, 16}, {256, 256}, {384, 128}}) {
-      for (bool symmetric : {false, true}) {
-        const Int4Weights w = random_int4(16, K, group, symmetric);
+      for (Int4Form form : kInt4Forms) {
+        const Int4Weights w = random_int4(16, K, group, form);
         const std::vector<uint8_t> panel = pack4(w);
         const int64_t groups = K / group;
         for (int64_t m = 1; m <= lc::kGemvRows; ++m) {
@@ -206,19 +212,20 @@ TEST(gemv_a16w4_every_row_count_and_group) {
           for (int64_t i = 0; i < m; ++i)
             for (int64_t k = 0; k < K; ++k) xsum[i * groups + k / group] += x[i * ldx + k];
           Guarded<float> c(m * kPanel, NAN, -7.f);
-          kt->gemv_a16w4(panel.data(), K, group, x.data(), ldx, xsum.data(), m, c.get());
+          kt->gemv_a16w4(panel.data(), K, group, w.has_offsets(), x.data(), ldx, xsum.data(), m, c.get());
           for (int64_t i = 0; i < m; ++i)
             for (int64_t j = 0; j < kPanel; ++j) {
               double want = 0, mag = 0;
               for (int64_t k = 0; k < K; ++k) {
-                const double xk = x[i * ldx + k], q = w.q[j * K + k], z = w.zero(j, k), s = w.scale(j, k);
-                want += xk * (q - z) * s;
-                mag += std::fabs(xk) * (q + z) * s;  // the folded form's terms: x.q and z * sum(x) separately
+                const double xk = x[i * ldx + k];
+                want += xk * w.value(j, k);
+                // the folded form's terms: x.q, z * sum(x) (or offset * sum(x)) separately
+                mag += std::fabs(xk) * w.folded(j, k);
               }
-              // per group: g fp32 products, the fp32 sum of x, z * xs, the subtraction and the scaling; then one
-              // addition per group into the output: within gamma_(K + groups + 4) of the folded terms
+              // per group: g fp32 products, the fp32 sum of x, z * xs, the subtraction and the scaling, the offset
+              // term; then one addition per group into the output: within gamma_(K + 2 groups + 4) of the terms
               const double err = std::fabs(c.get()[i * kPanel + j] - want);
-              CHECK(err <= gamma32(K + groups + 4) * mag, kt->name, " K=", K, " g=", group, " m=", m, " i=", i,
+              CHECK(err <= gamma32(K + 2 * groups + 4) * mag, kt->name, " K=", K, " g=", group, " m=", m, " i=", i,
                     " j=", j, " err=", err);
             }
           CHECK(c.guard_intact(), kt->name, " wrote past m=", m);

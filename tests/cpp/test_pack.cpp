@@ -103,6 +103,39 @@ TEST(a16w4_layout) {
     }
 }
 
+TEST(a16w4_offsets_layout) {
+  for (int64_t N : kNs)
+    for (auto [K, group] : {std::pair<int64_t, int64_t>{2, 2}, {6, 2}, {64, 16}, {64, 64}}) {
+      const Int4Weights w = random_int4(N, K, group, Int4Form::offsets);
+      const std::vector<uint8_t> canonical = w.packed();
+      const int64_t bytes = lc::a16w4_panel_bytes(K, group, true), gbytes = lc::a16w4_group_bytes(group, true);
+      const int64_t P = lc::num_panels(N);
+      // per group: 16 fp32 scales, 16 fp32 offsets, g/2 rows of 16 bytes; never the size of the zero-point form
+      CHECK(bytes == K / group * (16 * 8 + group / 2 * 16), "a16w4_panel_bytes(", K, ", ", group, ", true)");
+      CHECK(bytes != lc::a16w4_panel_bytes(K, group), "the two forms must differ in size");
+      for (auto [p0, p1] : {std::pair<int64_t, int64_t>{0, P}, {P - 1, P}}) {
+        auto out = pack_range(N, bytes, p0, p1, [&](uint8_t* o, int64_t a, int64_t b) {
+          lc::pack_a16w4_offsets(canonical.data(), w.scales.data(), w.offsets.data(), N, K, group, o, a, b);
+        });
+        for (int64_t p = p0; p < p1; ++p)
+          for (int64_t g = 0; g < K / group; ++g) {
+            const uint8_t* gp = out.data() + p * bytes + g * gbytes;
+            for (int64_t j = 0; j < kPanel; ++j) {
+              const int64_t n = p * kPanel + j;
+              const bool real = n < N;
+              CHECK(f32_at(gp, j) == (real ? w.scale(n, g * group) : 0.f), "N=", N, " n=", n, " g=", g);
+              CHECK(f32_at(gp + 64, j) == (real ? w.offset(n, g * group) : 0.f), "N=", N, " n=", n, " g=", g);
+              for (int64_t kk = 0; kk < group / 2; ++kk) {
+                const int64_t k = g * group + 2 * kk;
+                const uint8_t want = real ? uint8_t(w.q[n * K + k] | w.q[n * K + k + 1] << 4) : 0;
+                CHECK(gp[128 + kk * kPanel + j] == want, "N=", N, " K=", K, " n=", n, " k=", k);
+              }
+            }
+          }
+      }
+    }
+}
+
 TEST(da8w8_layout_sums_and_k_padding) {
   for (int64_t N : kNs)
     for (int64_t K : {1, 2, 3, 4, 5, 63}) {

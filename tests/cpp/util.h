@@ -89,27 +89,49 @@ inline Int8Weights random_int8(int64_t N, int64_t K) {
   return w;
 }
 
+// The three forms of int4 weights: uint8 zero points, symmetric (zero point 8), float offsets.
+enum class Int4Form { zeros, symmetric, offsets };
+constexpr Int4Form kInt4Forms[] = {Int4Form::zeros, Int4Form::symmetric, Int4Form::offsets};
+
 struct Int4Weights {
   int64_t N, K, group;
   std::vector<uint8_t> q;  // [N][K] in 0..15
   std::vector<float> scales;
-  std::vector<uint8_t> zeros;  // empty: symmetric (zero point 8)
+  std::vector<uint8_t> zeros;  // empty: symmetric (zero point 8) or float offsets
+  std::vector<float> offsets;  // non-empty: w = scale * q + offset (and zeros is empty)
   std::vector<uint8_t> packed() const {  // canonical uint8 [N, K/2], element k in the low nibble when k is even
     std::vector<uint8_t> out(static_cast<size_t>(N * K / 2));
     for (int64_t i = 0; i < N * K / 2; ++i) out[i] = uint8_t(q[2 * i] | q[2 * i + 1] << 4);
     return out;
   }
-  float zero(int64_t n, int64_t k) const { return zeros.empty() ? 8.f : float(zeros[n * (K / group) + k / group]); }
+  bool has_offsets() const { return !offsets.empty(); }
+  float zero(int64_t n, int64_t k) const {
+    if (has_offsets()) return 0.f;
+    return zeros.empty() ? 8.f : float(zeros[n * (K / group) + k / group]);
+  }
+  float offset(int64_t n, int64_t k) const { return has_offsets() ? offsets[n * (K / group) + k / group] : 0.f; }
   float scale(int64_t n, int64_t k) const { return scales[n * (K / group) + k / group]; }
+  // the exact weight, and the magnitude of the terms the kernels fold it into: s * q and s * z (or the offset)
+  double value(int64_t n, int64_t k) const {
+    return double(scale(n, k)) * (double(q[n * K + k]) - zero(n, k)) + offset(n, k);
+  }
+  double folded(int64_t n, int64_t k) const {
+    return std::fabs(double(scale(n, k))) * (q[n * K + k] + zero(n, k)) + std::fabs(double(offset(n, k)));
+  }
 };
-inline Int4Weights random_int4(int64_t N, int64_t K, int64_t group, bool symmetric) {
-  Int4Weights w{N, K, group, std::vector<uint8_t>(size_t(N * K)), random_floats(N * (K / group), 0.01f, 0.1f), {}};
+inline Int4Weights random_int4(int64_t N, int64_t K, int64_t group, Int4Form form) {
+  Int4Weights w{N, K, group, std::vector<uint8_t>(size_t(N * K)), random_floats(N * (K / group), 0.01f, 0.1f), {}, {}};
   for (auto& v : w.q) v = uint8_t(randint(0, 15));
-  if (!symmetric) {
+  if (form == Int4Form::zeros) {
     w.zeros.resize(size_t(N * (K / group)));
     for (auto& v : w.zeros) v = uint8_t(randint(0, 15));
+  } else if (form == Int4Form::offsets) {
+    w.offsets = random_floats(N * (K / group), -0.8f, 0.8f);  // about -8 scales, as a Q4_1 minimum is
   }
   return w;
+}
+inline Int4Weights random_int4(int64_t N, int64_t K, int64_t group, bool symmetric) {
+  return random_int4(N, K, group, symmetric ? Int4Form::symmetric : Int4Form::zeros);
 }
 
 // gamma_n = n u / (1 - n u) with u = 2^-24 (Higham, "Accuracy and Stability of Numerical Algorithms", 3.1): a

@@ -31,13 +31,22 @@ enum class ActDType : int32_t { f32 = 0, bf16 = 1, f16 = 2 };
 // a16w4: per group: [16 x f32 scale][16 x u8 zero][g/2 x 16 bytes]   byte = q[k] | q[k+1] << 4 (k even)
 //        (the zero points as bytes: at M = 1 the kernels stream these panels from DRAM, and 4-byte zero points
 //        cost 6% more bytes at g = 128)
+//        or, with float offsets (w = scale * q + offset, GGUF Q4_1's d * q + m):
+//        per group: [16 x f32 scale][16 x f32 offset][g/2 x 16 bytes]. The two forms differ in size for every
+//        (K, g) (80 + 8g against 128 + 8g bytes per group), so the op tells them apart by the packed size.
 // da8w8: [16 x f32 scale][16 x i32 sum_k w][K4/4 x 16 x 4 int8]      4 consecutive k of one column together
 //        (K4 = K rounded up to 4, padded with zeros): the dot-product-of-4-bytes order of VNNI/vpmaddwd.
 inline int64_t a16w8_panel_bytes(int64_t K) { return kPanel * 4 + K * kPanel; }
-constexpr int64_t kA16W4Zeros = kPanel * 4;   // offset of a group's zero points
+constexpr int64_t kA16W4Zeros = kPanel * 4;   // offset of a group's zero points (or float offsets)
 constexpr int64_t kA16W4Header = kPanel * 5;  // offset of a group's weights (a multiple of 16)
-inline int64_t a16w4_group_bytes(int64_t group) { return kA16W4Header + group / 2 * kPanel; }
-inline int64_t a16w4_panel_bytes(int64_t K, int64_t group) { return K / group * a16w4_group_bytes(group); }
+constexpr int64_t kA16W4OffsetHeader = kPanel * 8;  // the same with float offsets
+inline int64_t a16w4_header(bool offsets) { return offsets ? kA16W4OffsetHeader : kA16W4Header; }
+inline int64_t a16w4_group_bytes(int64_t group, bool offsets = false) {
+  return a16w4_header(offsets) + group / 2 * kPanel;
+}
+inline int64_t a16w4_panel_bytes(int64_t K, int64_t group, bool offsets = false) {
+  return K / group * a16w4_group_bytes(group, offsets);
+}
 inline int64_t round_up4(int64_t K) { return (K + 3) / 4 * 4; }
 inline int64_t da8w8_panel_bytes(int64_t K) { return kPanel * 8 + round_up4(K) * kPanel; }
 // da8w4: per group: [16 x f32 scale][16 x u8 zero][g/8 rows x 16 columns x 4 bytes], byte (r, c, j) =
@@ -69,6 +78,7 @@ struct LinearArgs {
   const int32_t* xq_sums = nullptr;  // da8w4: [M][K / group] sums of xq over each group (da8w4_group_sums)
   const uint8_t* packed = nullptr;   // [num_panels(N)][panel bytes]
   int64_t group = 0;                 // a16w4 and da8w4
+  bool offsets = false;              // a16w4 only: the panels hold float offsets, not uint8 zero points
   const float* row_scale = nullptr;  // [M] or null (all 1): y[i] = row_scale[i] * (x[i] . w) + bias, for rows
                                      // that were scaled down to keep the fp32 sums finite (linear.h)
   const float* bias = nullptr;       // fp32 [N] or null
@@ -107,14 +117,19 @@ struct KernelTable {
   // Dequantize k in [k0, k0 + kc) of one packed panel to fp32 dst[kc][16].
   // int4 nibbles q (0..15) widened to fp32, exact, without scale or zero point (the caller folds those per
   // group, as the decode kernels do); k0 and kc are even, the chunk may span several groups or part of one.
-  void (*widen_a16w4)(const uint8_t* panel, int64_t group, int64_t k0, int64_t kc, float* dst);
+  // `offsets`: the panel holds float offsets (its group header is kA16W4OffsetHeader bytes).
+  void (*widen_a16w4)(const uint8_t* panel, int64_t group, bool offsets, int64_t k0, int64_t kc, float* dst);
 
   // Decode (m <= kGemvRows): weights are read straight from the packed panel, never written out.
   // a16w8: c[i][0:16] = (x[i] . q[:, 0:16]) * scale.
   void (*gemv_a16w8)(const uint8_t* panel, int64_t K, const float* x, int64_t ldx, int64_t m, float* c);
   // a16w4: c[i][0:16] = sum over groups of scale * (x[i] . q - zero * xsum[i][group]); the zero point is
-  // folded into the per-group activation sums, so the inner loop is nibble -> float -> fma.
-  void (*gemv_a16w4)(const uint8_t* panel, int64_t K, int64_t group, const float* x, int64_t ldx,
+  // folded into the per-group activation sums, so the inner loop is nibble -> float -> fma. With float
+  // offsets (`offsets`), each group adds scale * (x[i] . q) + offset * xsum[i][group] instead. Every variant
+  // evaluates both as c = fma(offset, xsum, fma(scale, fnmadd(zero, xsum, dot), c)) with offset = 0 for zero
+  // points and zero = 0 for offsets: the integer form keeps its exact rounding (a zero product adds exactly
+  // nothing), and folding -scale * zero into an offset (one more rounding) is never needed.
+  void (*gemv_a16w4)(const uint8_t* panel, int64_t K, int64_t group, bool offsets, const float* x, int64_t ldx,
                      const float* xsum, int64_t m, float* c);
 
   // c[i][0:16] (+)= a[i][0:kc] . b[0:kc][0:16] for i < m; a has row stride lda, c is dense [m][16].
@@ -127,8 +142,9 @@ struct KernelTable {
                            int64_t m, bool accumulate, float* tile);
   // Same for a16w4 on a chunk inside one group: widen_a16w4 then gemm_f32_panel into g (accumulating unless k0
   // starts the group); when the chunk ends the group, its zero point and scale are folded into the output:
-  // c[i][j] += s[j] * (g[i][j] - z[j] * xsum[i * ldxs]) (xsum: that group's sums of the rows of x).
-  void (*gemm_a16w4_chunk)(const uint8_t* panel, int64_t group, int64_t k0, int64_t kc, const float* a,
+  // c[i][j] += s[j] * (g[i][j] - z[j] * xsum[i * ldxs]) (xsum: that group's sums of the rows of x), or with
+  // float offsets c[i][j] += s[j] * g[i][j] + o[j] * xsum[i * ldxs] (the same fma chain as gemv_a16w4).
+  void (*gemm_a16w4_chunk)(const uint8_t* panel, int64_t group, bool offsets, int64_t k0, int64_t kc, const float* a,
                            int64_t lda, const float* xsum, int64_t ldxs, float* g, float* c, int64_t m, float* tile);
 
   // One activation row -> int8 (per-row symmetric, amax / 127, round half to even), zero-padded to K4.

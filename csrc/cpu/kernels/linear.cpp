@@ -120,13 +120,14 @@ void linear_a16w4_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0,
   const float* sums = group_sums.data;
   if (a.M <= kGemvRows) {
     auto gemv = [&](const uint8_t* panel, int64_t i0, int64_t m, float* c) {
-      kt.gemv_a16w4(panel, a.K, a.group, a.x + i0 * a.K, a.K, sums + i0 * groups, m, c);
+      kt.gemv_a16w4(panel, a.K, a.group, a.offsets, a.x + i0 * a.K, a.K, sums + i0 * groups, m, c);
     };
-    return gemv_panels(kt, a, a16w4_panel_bytes(a.K, a.group), gemv, p0, p1);
+    return gemv_panels(kt, a, a16w4_panel_bytes(a.K, a.group, a.offsets), gemv, p0, p1);
   }
   // Tiled: chunks of at most kChunk that never cross a group (even starts, as the nibble pairs require); the
-  // raw dot products of a group collect in g, then the kernel adds s * (g[i] - z * sum_g(x[i])) to c[i].
-  const int64_t panel_bytes = a16w4_panel_bytes(a.K, a.group);
+  // raw dot products of a group collect in g, then the kernel adds s * (g[i] - z * sum_g(x[i])) to c[i]
+  // (or s * g[i] + o * sum_g(x[i]) with float offsets).
+  const int64_t panel_bytes = a16w4_panel_bytes(a.K, a.group, a.offsets);
   alignas(64) float tile[kChunk * kPanel];
   alignas(64) float g[kRowBlock * kPanel];
   alignas(64) float c[kRowBlock * kPanel];
@@ -137,7 +138,7 @@ void linear_a16w4_panels(const KernelTable& kt, const LinearArgs& a, int64_t p0,
       std::fill(c, c + m * kPanel, 0.f);
       for (int64_t k0 = 0; k0 < a.K;) {
         const int64_t gi = k0 / a.group, kc = std::min(kChunk, (gi + 1) * a.group - k0);
-        kt.gemm_a16w4_chunk(panel, a.group, k0, kc, a.x + i0 * a.K + k0, a.K, sums + i0 * groups + gi, groups,
+        kt.gemm_a16w4_chunk(panel, a.group, a.offsets, k0, kc, a.x + i0 * a.K + k0, a.K, sums + i0 * groups + gi, groups,
                             g, c, m, tile);
         k0 += kc;
       }

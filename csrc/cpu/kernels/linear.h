@@ -26,8 +26,8 @@ int64_t rows_to_prescale(const float* x, int64_t M, int64_t K, float* row_scale)
 void prescale_rows(const float* x, const float* row_scale, int64_t M, int64_t K, float* out);
 
 // a16w4: data[i * groups + g] = the fp32 sum, in k order, of a.x over row i and group g. They absorb the zero
-// points: x . (q - z) = x . q - z * sum(x), so kernels multiply raw nibbles and apply scale and zero once per
-// group. On the stack for decode-sized calls (nothing allocated per token), on the heap beyond. No inline
+// points: x . (q - z) = x . q - z * sum(x) (or carry the float offsets: x . (s q + o) = s x . q + o sum(x)), so
+// kernels multiply raw nibbles and apply scale and zero (or offset) once per group. On the stack for decode-sized calls (nothing allocated per token), on the heap beyond. No inline
 // member functions: the AVX-512 drivers use it too, and must not emit a shared copy of one (api.h, variants).
 struct A16W4GroupSums {
   explicit A16W4GroupSums(const LinearArgs& a);

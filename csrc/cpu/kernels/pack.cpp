@@ -26,24 +26,42 @@ void pack_a16w8(const int8_t* weight, const float* scales, int64_t N, int64_t K,
   }
 }
 
-void pack_a16w4(const uint8_t* weight, const float* scales, const uint8_t* zeros, int64_t N, int64_t K,
-                int64_t group, uint8_t* out, int64_t p0, int64_t p1) {
-  const int64_t groups = K / group, group_bytes = a16w4_group_bytes(group);
+namespace {
+
+// zeros (uint8 zero points) or offsets (fp32), at most one of them; neither is symmetric (zero point 8)
+void pack_int4_panels(const uint8_t* weight, const float* scales, const uint8_t* zeros, const float* offsets,
+                      int64_t N, int64_t K, int64_t group, uint8_t* out, int64_t p0, int64_t p1) {
+  const bool with_offsets = offsets != nullptr;
+  const int64_t groups = K / group, group_bytes = a16w4_group_bytes(group, with_offsets);
+  const int64_t panel_bytes = a16w4_panel_bytes(K, group, with_offsets), header = a16w4_header(with_offsets);
   for (int64_t p = p0; p < p1; ++p) {
-    uint8_t* dst = out + p * a16w4_panel_bytes(K, group);
-    std::memset(dst, 0, size_t(a16w4_panel_bytes(K, group)));
+    uint8_t* dst = out + p * panel_bytes;
+    std::memset(dst, 0, size_t(panel_bytes));
     for (int64_t j = 0; j < kPanel && p * kPanel + j < N; ++j) {
       const int64_t n = p * kPanel + j;
       for (int64_t g = 0; g < groups; ++g) {
         uint8_t* gd = dst + g * group_bytes;
         put_f32(gd, j, scales[n * groups + g]);
-        gd[kA16W4Zeros + j] = zeros ? zeros[n * groups + g] : 8;
+        if (with_offsets) put_f32(gd + kA16W4Zeros, j, offsets[n * groups + g]);
+        else gd[kA16W4Zeros + j] = zeros ? zeros[n * groups + g] : 8;
         // a canonical byte already holds (k, k+1) of one column in the order the kernels want
         const uint8_t* src = weight + n * (K / 2) + g * group / 2;
-        for (int64_t kk = 0; kk < group / 2; ++kk) gd[kA16W4Header + kk * kPanel + j] = src[kk];
+        for (int64_t kk = 0; kk < group / 2; ++kk) gd[header + kk * kPanel + j] = src[kk];
       }
     }
   }
+}
+
+}  // namespace
+
+void pack_a16w4(const uint8_t* weight, const float* scales, const uint8_t* zeros, int64_t N, int64_t K,
+                int64_t group, uint8_t* out, int64_t p0, int64_t p1) {
+  pack_int4_panels(weight, scales, zeros, nullptr, N, K, group, out, p0, p1);
+}
+
+void pack_a16w4_offsets(const uint8_t* weight, const float* scales, const float* offsets, int64_t N, int64_t K,
+                        int64_t group, uint8_t* out, int64_t p0, int64_t p1) {
+  pack_int4_panels(weight, scales, nullptr, offsets, N, K, group, out, p0, p1);
 }
 
 void pack_da8w8(const int8_t* weight, const float* scales, int64_t N, int64_t K, uint8_t* out, int64_t p0,

@@ -11,6 +11,7 @@
 #pragma once
 
 #include "cpu/kernels/api.h"
+#include "cpu/kernels/avx512_vnni/a16w4_header.h"
 #include "cpu/kernels/x86_intrinsics.h"
 
 #if defined(LOWBIT_SIMDE)

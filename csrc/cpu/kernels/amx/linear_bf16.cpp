@@ -133,19 +133,16 @@ void dispatch(bool two_rows, int np, const F& f) {
   else f(Block<false, 1>{});
 }
 
-// c[i][j * 16 + col] += s_j * (g[i][j * 16 + col] - z_j * xsum[i * ldxs]) for i < m, j < np: one a16w4 group
-// folded, the FMAs of avx512_bf16's FoldGroup.
-void fold_group(const uint8_t* const* gp, int np, const float* g, const float* xsum, int64_t ldxs, int64_t m,
-                float* c) {
+// c[i][j * 16 + col] += s_j * (g[i][j * 16 + col] - z_j * xsum[i * ldxs]) (+ o_j * xsum[i * ldxs] with float
+// offsets) for i < m, j < np: one a16w4 group folded, the FMAs of avx512_bf16's FoldGroup (A16W4Header).
+void fold_group(const uint8_t* const* gp, int np, bool offsets, const float* g, const float* xsum, int64_t ldxs,
+                int64_t m, float* c) {
   for (int j = 0; j < np; ++j) {
-    const __m512 s = _mm512_loadu_ps(reinterpret_cast<const float*>(gp[j]));
-    const __m512 z = _mm512_cvtepi32_ps(
-        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gp[j] + kA16W4Zeros))));
+    const A16W4Header h(gp[j], offsets);
     for (int64_t i = 0; i < m; ++i) {
       float* ci = c + i * 2 * kPanel + j * kPanel;
       const __m512 acc = _mm512_loadu_ps(g + i * 2 * kPanel + j * kPanel);
-      const __m512 xs = _mm512_set1_ps(xsum[i * ldxs]);
-      _mm512_storeu_ps(ci, _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, xs, acc), _mm512_loadu_ps(ci)));
+      _mm512_storeu_ps(ci, h.fold(acc, _mm512_set1_ps(xsum[i * ldxs]), _mm512_loadu_ps(ci)));
     }
   }
 }
@@ -190,7 +187,8 @@ void a16w8_rows(const LinearArgs& a, const uint8_t* const* panel, int np, int64_
 // group, the raw sums kept in g between them); at each group end the C tiles go to f and are folded into c.
 void a16w4_rows(const LinearArgs& a, const uint8_t* const* panel, int np, const float* sums, int64_t i0, int64_t m,
                 Tiles& tiles, uint32_t* b, float* g, float* c) {
-  const int64_t rows_b = kChunk / 2 * kPanel, groups = a.K / a.group, group_bytes = a16w4_group_bytes(a.group);
+  const int64_t rows_b = kChunk / 2 * kPanel, groups = a.K / a.group;
+  const int64_t group_bytes = a16w4_group_bytes(a.group, a.offsets), header = a16w4_header(a.offsets);
   for (int64_t i = 0; i < m * 2 * kPanel; i += 16) _mm512_storeu_ps(c + i, _mm512_setzero_ps());
   alignas(64) float f[32 * 2 * kPanel];
   for (int64_t k0 = 0; k0 < a.K;) {
@@ -200,7 +198,7 @@ void a16w4_rows(const LinearArgs& a, const uint8_t* const* panel, int np, const 
     for (int j = 0; j < np; ++j)
       for (int64_t k = k0; k < k0 + kc;) {
         const int64_t gi = k / a.group, in = k - gi * a.group, n = min64(k0 + kc - k, a.group - in);
-        widen_a16w4(panel[j] + gi * group_bytes + kA16W4Header + in / 2 * kPanel, n,
+        widen_a16w4(panel[j] + gi * group_bytes + header + in / 2 * kPanel, n,
                     b + j * rows_b + (k - k0) / 2 * kPanel);
         k += n;
       }
@@ -220,7 +218,7 @@ void a16w4_rows(const LinearArgs& a, const uint8_t* const* panel, int np, const 
             B::store(f);
             const int64_t gi = k_end / a.group - 1;
             const uint8_t* gp[2] = {panel[0] + gi * group_bytes, panel[np - 1] + gi * group_bytes};
-            fold_group(gp, np, f, sums + (i0 + r0) * groups + gi, groups, mr, c + r0 * 2 * kPanel);
+            fold_group(gp, np, a.offsets, f, sums + (i0 + r0) * groups + gi, groups, mr, c + r0 * 2 * kPanel);
             B::zero();
           }
         }
@@ -267,7 +265,7 @@ void linear_a16w4(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_
   if (a.x_bf16 == nullptr || a.M < kAmxMinRows || a.group % kStep != 0 || !tiles_usable())
     return parent_a16w4(kt, a, p0, p1);
   const A16W4GroupSums group_sums(a);  // absorb the zero points (linear.h)
-  const int64_t panel_bytes = a16w4_panel_bytes(a.K, a.group);
+  const int64_t panel_bytes = a16w4_panel_bytes(a.K, a.group, a.offsets);
   Buffer<uint32_t> b(2 * kChunk / 2 * kPanel + 16);
   uint32_t* b64 = reinterpret_cast<uint32_t*>((reinterpret_cast<uintptr_t>(b.p) + 63) & ~uintptr_t(63));
   const int64_t rows = min64(a.M, kRowBlock);

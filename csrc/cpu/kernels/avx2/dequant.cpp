@@ -25,13 +25,13 @@ void widen_a16w8(const uint8_t* panel, int64_t k0, int64_t kc, float* dst) {
   }
 }
 
-void widen_a16w4(const uint8_t* panel, int64_t group, int64_t k0, int64_t kc, float* dst) {
-  const int64_t group_bytes = a16w4_group_bytes(group);
+void widen_a16w4(const uint8_t* panel, int64_t group, bool offsets, int64_t k0, int64_t kc, float* dst) {
+  const int64_t group_bytes = a16w4_group_bytes(group, offsets), header = a16w4_header(offsets);
   const __m128i low4 = _mm_set1_epi8(0x0f);
   for (int64_t k = k0; k < k0 + kc;) {
     // one stretch of k inside a single group (the nibbles of consecutive groups are not adjacent)
     const int64_t end = std::min(k0 + kc, (k / group + 1) * group);
-    const uint8_t* q = panel + (k / group) * group_bytes + kA16W4Header + (k % group) / 2 * kPanel;
+    const uint8_t* q = panel + (k / group) * group_bytes + header + (k % group) / 2 * kPanel;
     for (; k < end; k += 2, q += kPanel) {
       const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
       __m256 a0, a1, b0, b1;

@@ -156,22 +156,20 @@ void gemm_a16w8_chunk(const uint8_t* panel, int64_t k0, int64_t kc, const float*
   fused_chunk<6>(WidenS8{panel + kPanel * 4 + k0 * kPanel}, a, lda, kc, c, m, accumulate, tile_out);
 }
 
-void gemm_a16w4_chunk(const uint8_t* panel, int64_t group, int64_t k0, int64_t kc, const float* a, int64_t lda,
-                      const float* xsum, int64_t ldxs, float* g, float* c, int64_t m, float* tile_out) {
-  const uint8_t* gp = panel + k0 / group * a16w4_group_bytes(group);
+void gemm_a16w4_chunk(const uint8_t* panel, int64_t group, bool offsets, int64_t k0, int64_t kc, const float* a,
+                      int64_t lda, const float* xsum, int64_t ldxs, float* g, float* c, int64_t m, float* tile_out) {
+  const uint8_t* gp = panel + k0 / group * a16w4_group_bytes(group, offsets);
   // 4 rows at most in the fused tile: the 4 widened vectors of a k pair stay in registers beside 8 accumulators
-  fused_chunk<4>(WidenS4{gp + kA16W4Header + (k0 % group) / 2 * kPanel}, a, lda, kc, g, m, k0 % group != 0, tile_out);
+  fused_chunk<4>(WidenS4{gp + a16w4_header(offsets) + (k0 % group) / 2 * kPanel}, a, lda, kc, g, m, k0 % group != 0,
+                 tile_out);
   if ((k0 + kc) % group != 0) return;
-  const auto* sz = reinterpret_cast<const float*>(gp);
-  const __m256 s0 = _mm256_loadu_ps(sz), s1 = _mm256_loadu_ps(sz + 8);
-  const __m256 z0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(gp + kA16W4Zeros))));
-  const __m256 z1 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(gp + kA16W4Zeros + 8))));
+  const A16W4Header h(gp, offsets);
   for (int64_t i = 0; i < m; ++i) {
     const __m256 xs = _mm256_broadcast_ss(xsum + i * ldxs);
     float* ci = c + i * kPanel;
     const float* gi = g + i * kPanel;
-    _mm256_storeu_ps(ci, _mm256_fmadd_ps(s0, _mm256_fnmadd_ps(z0, xs, _mm256_loadu_ps(gi)), _mm256_loadu_ps(ci)));
-    _mm256_storeu_ps(ci + 8, _mm256_fmadd_ps(s1, _mm256_fnmadd_ps(z1, xs, _mm256_loadu_ps(gi + 8)), _mm256_loadu_ps(ci + 8)));
+    _mm256_storeu_ps(ci, h.fold(0, _mm256_loadu_ps(gi), xs, _mm256_loadu_ps(ci)));
+    _mm256_storeu_ps(ci + 8, h.fold(1, _mm256_loadu_ps(gi + 8), xs, _mm256_loadu_ps(ci + 8)));
   }
 }
 

@@ -43,14 +43,14 @@ void gemv_a16w8_rows(const uint8_t* panel, int64_t K, const float* x, int64_t ld
 // The 16 bytes of one k pair are broadcast to both 128-bit lanes; one in-lane byte shuffle then places
 // byte j of columns 0-7 (or 8-15) in dword j, zero-extended: the low nibble is k, the high nibble k + 1.
 template <int R>
-void gemv_a16w4_rows(const uint8_t* panel, int64_t K, int64_t group, const float* x, int64_t ldx,
+void gemv_a16w4_rows(const uint8_t* panel, int64_t K, int64_t group, bool offsets, const float* x, int64_t ldx,
                      const float* xsum, float* c) {
   const __m256i cols_lo = _mm256_setr_epi8(0, -1, -1, -1, 1, -1, -1, -1, 2, -1, -1, -1, 3, -1, -1, -1,  //
                                            4, -1, -1, -1, 5, -1, -1, -1, 6, -1, -1, -1, 7, -1, -1, -1);
   const __m256i cols_hi = _mm256_add_epi8(cols_lo, _mm256_setr_epi8(8, 0, 0, 0, 8, 0, 0, 0, 8, 0, 0, 0, 8, 0, 0, 0,
                                                                     8, 0, 0, 0, 8, 0, 0, 0, 8, 0, 0, 0, 8, 0, 0, 0));
   const __m256i low4 = _mm256_set1_epi32(15);
-  const int64_t groups = K / group, group_bytes = a16w4_group_bytes(group);
+  const int64_t groups = K / group, group_bytes = a16w4_group_bytes(group, offsets);
   #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     _mm256_storeu_ps(c + r * kPanel, _mm256_setzero_ps());
@@ -58,7 +58,7 @@ void gemv_a16w4_rows(const uint8_t* panel, int64_t K, int64_t group, const float
   }
   for (int64_t g = 0; g < groups; ++g) {
     const uint8_t* gp = panel + g * group_bytes;
-    const uint8_t* q = gp + kA16W4Header;
+    const uint8_t* q = gp + a16w4_header(offsets);
     const float* xg = x + g * group;
     // with one or two rows, k and k + 1 go to separate accumulators: one chain would wait on the FMA latency
     constexpr int S = R <= 2 ? 2 : 1;
@@ -87,18 +87,15 @@ void gemv_a16w4_rows(const uint8_t* panel, int64_t K, int64_t group, const float
         acc[r][1][S - 1] = _mm256_fmadd_ps(_mm256_broadcast_ss(xg + r * ldx + k + 1), b1, acc[r][1][S - 1]);
       }
     }
-    const auto* sz = reinterpret_cast<const float*>(gp);
-    const __m256 s0 = _mm256_loadu_ps(sz), s1 = _mm256_loadu_ps(sz + 8);
-    const __m256 z0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(gp + kA16W4Zeros))));
-    const __m256 z1 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(gp + kA16W4Zeros + 8))));
+    const A16W4Header h(gp, offsets);
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m256 xs = _mm256_broadcast_ss(xsum + r * groups + g);
       float* cr = c + r * kPanel;
       const __m256 acc0 = S == 2 ? _mm256_add_ps(acc[r][0][0], acc[r][0][S - 1]) : acc[r][0][0];
       const __m256 acc1 = S == 2 ? _mm256_add_ps(acc[r][1][0], acc[r][1][S - 1]) : acc[r][1][0];
-      _mm256_storeu_ps(cr, _mm256_fmadd_ps(s0, _mm256_fnmadd_ps(z0, xs, acc0), _mm256_loadu_ps(cr)));
-      _mm256_storeu_ps(cr + 8, _mm256_fmadd_ps(s1, _mm256_fnmadd_ps(z1, xs, acc1), _mm256_loadu_ps(cr + 8)));
+      _mm256_storeu_ps(cr, h.fold(0, acc0, xs, _mm256_loadu_ps(cr)));
+      _mm256_storeu_ps(cr + 8, h.fold(1, acc1, xs, _mm256_loadu_ps(cr + 8)));
     }
   }
 }
@@ -114,13 +111,13 @@ void gemv_a16w8(const uint8_t* panel, int64_t K, const float* x, int64_t ldx, in
   }
 }
 
-void gemv_a16w4(const uint8_t* panel, int64_t K, int64_t group, const float* x, int64_t ldx, const float* xsum,
-                int64_t m, float* c) {
+void gemv_a16w4(const uint8_t* panel, int64_t K, int64_t group, bool offsets, const float* x, int64_t ldx,
+                const float* xsum, int64_t m, float* c) {
   switch (m) {
-    case 1: return gemv_a16w4_rows<1>(panel, K, group, x, ldx, xsum, c);
-    case 2: return gemv_a16w4_rows<2>(panel, K, group, x, ldx, xsum, c);
-    case 3: return gemv_a16w4_rows<3>(panel, K, group, x, ldx, xsum, c);
-    default: return gemv_a16w4_rows<4>(panel, K, group, x, ldx, xsum, c);
+    case 1: return gemv_a16w4_rows<1>(panel, K, group, offsets, x, ldx, xsum, c);
+    case 2: return gemv_a16w4_rows<2>(panel, K, group, offsets, x, ldx, xsum, c);
+    case 3: return gemv_a16w4_rows<3>(panel, K, group, offsets, x, ldx, xsum, c);
+    default: return gemv_a16w4_rows<4>(panel, K, group, offsets, x, ldx, xsum, c);
   }
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "cpu/kernels/api.h"
+#include "cpu/kernels/avx512_vnni/a16w4_header.h"
 #include "cpu/kernels/x86_intrinsics.h"
 
 namespace lowbit::cpu::LOWBIT_VARIANT_NS {

@@ -108,13 +108,14 @@ struct Accumulate {
   void finish(int r, int j, __m512 acc) const { _mm512_storeu_ps(out + (r * NP + j) * kPanel, acc); }
 };
 
-// c[r][j * 16 + col] += s_j * (acc - z_j * xsum[r]): an a16w4 group folded straight from the registers
+// c[r][j * 16 + col] += s_j * (acc - z_j * xsum[r]) (+ o_j * xsum[r] with float offsets): an a16w4 group
+// folded straight from the registers
 template <int NP>
 struct FoldGroup {
   float* c;
   const float* xsum;  // this group's activation sum of row 0, then every ldxs floats
   int64_t ldxs;
-  __m512 s[NP], z[NP];
+  A16W4Header h[NP];
   FoldGroup at(int64_t i) const {
     FoldGroup f = *this;
     f.c += i * NP * kPanel;
@@ -125,7 +126,7 @@ struct FoldGroup {
   void finish(int r, int j, __m512 acc) const {
     float* cr = c + (r * NP + j) * kPanel;
     const __m512 xs = _mm512_set1_ps(xsum[r * ldxs]);
-    _mm512_storeu_ps(cr, _mm512_fmadd_ps(s[j], _mm512_fnmadd_ps(z[j], xs, acc), _mm512_loadu_ps(cr)));
+    _mm512_storeu_ps(cr, h[j].fold(acc, xs, _mm512_loadu_ps(cr)));
   }
 };
 
@@ -224,22 +225,19 @@ template <int NP>
 void a16w4_panels(const KernelTable& kt, const LinearArgs& a, const float* sums, int64_t p, __m512i* tile,
                   float* gsum, float* c) {
   const int64_t groups = a.K / a.group;
-  const int64_t panel_bytes = a16w4_panel_bytes(a.K, a.group), group_bytes = a16w4_group_bytes(a.group);
+  const int64_t panel_bytes = a16w4_panel_bytes(a.K, a.group, a.offsets);
+  const int64_t group_bytes = a16w4_group_bytes(a.group, a.offsets), header = a16w4_header(a.offsets);
   for (int64_t i0 = 0; i0 < a.M; i0 += kRowBlock) {
     const int64_t m = min64(kRowBlock, a.M - i0);
     for (int64_t i = 0; i < m * NP * kPanel; i += 16) _mm512_storeu_ps(c + i, _mm512_setzero_ps());
     for (int64_t g = 0; g < groups; ++g) {
       const uint8_t* gp[NP];
       for (int j = 0; j < NP; ++j) gp[j] = a.packed + (p + j) * panel_bytes + g * group_bytes;
-      FoldGroup<NP> fold{c, sums + i0 * groups + g, groups, {}, {}};
-      for (int j = 0; j < NP; ++j) {
-        fold.s[j] = _mm512_loadu_ps(reinterpret_cast<const float*>(gp[j]));
-        fold.z[j] = _mm512_cvtepi32_ps(
-            _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gp[j] + kA16W4Zeros))));
-      }
+      FoldGroup<NP> fold{c, sums + i0 * groups + g, groups, {}};
+      for (int j = 0; j < NP; ++j) fold.h[j] = A16W4Header(gp[j], a.offsets);
       if (a.group <= kChunk) {  // the usual groups (32..256): folded into c from the registers
         ConvertS4<NP> src;
-        for (int j = 0; j < NP; ++j) src.q[j] = gp[j] + kA16W4Header;
+        for (int j = 0; j < NP; ++j) src.q[j] = gp[j] + header;
         dot_rows<NP>(src, a.x_bf16 + i0 * a.K + g * a.group, a.K, a.group, fold, m, tile);
         continue;
       }
@@ -247,7 +245,7 @@ void a16w4_panels(const KernelTable& kt, const LinearArgs& a, const float* sums,
       for (int64_t kg = 0; kg < a.group; kg += kChunk) {
         const int64_t kc = min64(kChunk, a.group - kg);
         ConvertS4<NP> src;
-        for (int j = 0; j < NP; ++j) src.q[j] = gp[j] + kA16W4Header + kg / 2 * kPanel;
+        for (int j = 0; j < NP; ++j) src.q[j] = gp[j] + header + kg / 2 * kPanel;
         dot_rows<NP>(src, a.x_bf16 + i0 * a.K + g * a.group + kg, a.K, kc, Accumulate<NP>{gsum, kg > 0}, m, tile);
       }
       for (int64_t i = 0; i < m; ++i)
@@ -264,11 +262,11 @@ void a16w4_panels(const KernelTable& kt, const LinearArgs& a, const float* sums,
 //   s * (x . q - z * sum(x)) = s * (16 * acc - (16 + z) * sum(x)),
 // 16 * acc being exact. (The FMA path converts each nibble to fp32: 5 instructions per pair before its FMAs.)
 template <int R, int NP>
-void gemv_a16w4_rows(const uint8_t* const* panel, int64_t K, int64_t group, const uint16_t* x, int64_t ldx,
-                     const float* xsum, int64_t ldxs, float* c) {
+void gemv_a16w4_rows(const uint8_t* const* panel, int64_t K, int64_t group, bool offsets, const uint16_t* x,
+                     int64_t ldx, const float* xsum, int64_t ldxs, float* c) {
   const __m512i mul = _mm512_set1_epi32(0x8008), bits = _mm512_set1_epi32(0x00780078),
                 one = _mm512_set1_epi32(0x3f803f80);
-  const int64_t groups = K / group, group_bytes = a16w4_group_bytes(group);
+  const int64_t groups = K / group, group_bytes = a16w4_group_bytes(group, offsets), header = a16w4_header(offsets);
   __m512 out[R][NP];
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
@@ -291,7 +289,7 @@ void gemv_a16w4_rows(const uint8_t* const* panel, int64_t K, int64_t group, cons
     const uint8_t* gp[NP];
     const uint8_t* q[NP];
 #pragma GCC unroll 2
-    for (int j = 0; j < NP; ++j) gp[j] = panel[j] + g * group_bytes, q[j] = gp[j] + kA16W4Header;
+    for (int j = 0; j < NP; ++j) gp[j] = panel[j] + g * group_bytes, q[j] = gp[j] + header;
     const int64_t kg = g * group;
     __m512 acc[R][NP][C];
 #pragma GCC unroll 4
@@ -326,17 +324,14 @@ void gemv_a16w4_rows(const uint8_t* const* panel, int64_t K, int64_t group, cons
     }
 #pragma GCC unroll 2
     for (int j = 0; j < NP; ++j) {
-      const __m512 s = _mm512_loadu_ps(reinterpret_cast<const float*>(gp[j]));
-      const __m512 z16 = _mm512_add_ps(
-          _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gp[j] + kA16W4Zeros)))),
-          _mm512_set1_ps(16.f));
+      const A16W4Header h(gp[j], offsets, 16.f);  // zero points 16 + z (16 with float offsets)
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
         __m512 sum = acc[r][j][0];
 #pragma GCC unroll 4
         for (int t = 1; t < C; ++t) sum = _mm512_add_ps(sum, acc[r][j][t]);
         const __m512 xs = _mm512_set1_ps(xsum[r * ldxs + g]);
-        out[r][j] = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z16, xs, _mm512_mul_ps(sum, _mm512_set1_ps(16.f))), out[r][j]);
+        out[r][j] = h.fold(_mm512_mul_ps(sum, _mm512_set1_ps(16.f)), xs, out[r][j]);
       }
     }
   }
@@ -348,13 +343,13 @@ void gemv_a16w4_rows(const uint8_t* const* panel, int64_t K, int64_t group, cons
 
 // c[j][r][16] for the NP panels and m rows
 template <int NP>
-void gemv_a16w4(int64_t m, const uint8_t* const* panel, int64_t K, int64_t group, const uint16_t* x, int64_t ldx,
-                const float* xsum, int64_t ldxs, float* c) {
+void gemv_a16w4(int64_t m, const uint8_t* const* panel, int64_t K, int64_t group, bool offsets, const uint16_t* x,
+                int64_t ldx, const float* xsum, int64_t ldxs, float* c) {
   switch (m) {
-    case 1: return gemv_a16w4_rows<1, NP>(panel, K, group, x, ldx, xsum, ldxs, c);
-    case 2: return gemv_a16w4_rows<2, NP>(panel, K, group, x, ldx, xsum, ldxs, c);
-    case 3: return gemv_a16w4_rows<3, NP>(panel, K, group, x, ldx, xsum, ldxs, c);
-    default: return gemv_a16w4_rows<4, NP>(panel, K, group, x, ldx, xsum, ldxs, c);
+    case 1: return gemv_a16w4_rows<1, NP>(panel, K, group, offsets, x, ldx, xsum, ldxs, c);
+    case 2: return gemv_a16w4_rows<2, NP>(panel, K, group, offsets, x, ldx, xsum, ldxs, c);
+    case 3: return gemv_a16w4_rows<3, NP>(panel, K, group, offsets, x, ldx, xsum, ldxs, c);
+    default: return gemv_a16w4_rows<4, NP>(panel, K, group, offsets, x, ldx, xsum, ldxs, c);
   }
 }
 
@@ -375,7 +370,7 @@ void linear_a16w4(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_
   const A16W4GroupSums group_sums(a);  // absorb the zero points (linear.h)
   const float* sums = group_sums.data;
   if (a.M <= kGemvRows) {
-    const int64_t panel_bytes = a16w4_panel_bytes(a.K, a.group);
+    const int64_t panel_bytes = a16w4_panel_bytes(a.K, a.group, a.offsets);
     alignas(64) float c[2 * kGemvRows * kPanel];
     // Long panels two at a time (two weight streams per thread), short ones one at a time. Measured on Zen 5
     // (2 threads, M = 1, g = 128, interleaved in one process, cold weights), against PyTorch's int4 op:
@@ -387,8 +382,8 @@ void linear_a16w4(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_
       const uint8_t* panel[2] = {a.packed + p * panel_bytes, a.packed + (p + nj - 1) * panel_bytes};
       for (int64_t i0 = 0; i0 < a.M; i0 += kGemvRows) {
         const int64_t m = min64(kGemvRows, a.M - i0);
-        if (nj == 2) gemv_a16w4<2>(m, panel, a.K, a.group, a.x_bf16 + i0 * a.K, a.K, sums + i0 * groups, groups, c);
-        else gemv_a16w4<1>(m, panel, a.K, a.group, a.x_bf16 + i0 * a.K, a.K, sums + i0 * groups, groups, c);
+        if (nj == 2) gemv_a16w4<2>(m, panel, a.K, a.group, a.offsets, a.x_bf16 + i0 * a.K, a.K, sums + i0 * groups, groups, c);
+        else gemv_a16w4<1>(m, panel, a.K, a.group, a.offsets, a.x_bf16 + i0 * a.K, a.K, sums + i0 * groups, groups, c);
         for (int j = 0; j < nj; ++j) store_rows(kt, a, c + j * m * kPanel, kPanel, p + j, i0, m);
       }
     }

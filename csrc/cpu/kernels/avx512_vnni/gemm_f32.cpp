@@ -126,18 +126,16 @@ void gemm_a16w8_chunk(const uint8_t* panel, int64_t k0, int64_t kc, const float*
   fused_chunk(WidenS8{panel + kPanel * 4 + k0 * kPanel}, a, lda, kc, c, m, accumulate, tile_out);
 }
 
-void gemm_a16w4_chunk(const uint8_t* panel, int64_t group, int64_t k0, int64_t kc, const float* a, int64_t lda,
-                      const float* xsum, int64_t ldxs, float* g, float* c, int64_t m, float* tile_out) {
-  const uint8_t* gp = panel + k0 / group * a16w4_group_bytes(group);
-  fused_chunk(WidenS4{gp + kA16W4Header + (k0 % group) / 2 * kPanel}, a, lda, kc, g, m, k0 % group != 0, tile_out);
+void gemm_a16w4_chunk(const uint8_t* panel, int64_t group, bool offsets, int64_t k0, int64_t kc, const float* a,
+                      int64_t lda, const float* xsum, int64_t ldxs, float* g, float* c, int64_t m, float* tile_out) {
+  const uint8_t* gp = panel + k0 / group * a16w4_group_bytes(group, offsets);
+  fused_chunk(WidenS4{gp + a16w4_header(offsets) + (k0 % group) / 2 * kPanel}, a, lda, kc, g, m, k0 % group != 0,
+              tile_out);
   if ((k0 + kc) % group != 0) return;
-  const auto* sz = reinterpret_cast<const float*>(gp);
-  const __m512 s = _mm512_loadu_ps(sz), z = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gp + kA16W4Zeros))));
-  for (int64_t i = 0; i < m; ++i) {
-    const __m512 xs = _mm512_set1_ps(xsum[i * ldxs]);
-    _mm512_storeu_ps(c + i * kPanel, _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, xs, _mm512_loadu_ps(g + i * kPanel)),
-                                                     _mm512_loadu_ps(c + i * kPanel)));
-  }
+  const A16W4Header h(gp, offsets);
+  for (int64_t i = 0; i < m; ++i)
+    _mm512_storeu_ps(c + i * kPanel, h.fold(_mm512_loadu_ps(g + i * kPanel), _mm512_set1_ps(xsum[i * ldxs]),
+                                            _mm512_loadu_ps(c + i * kPanel)));
 }
 
 }  // namespace lowbit::cpu::LOWBIT_VARIANT_NS

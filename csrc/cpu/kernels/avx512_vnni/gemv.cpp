@@ -38,16 +38,16 @@ void gemv_a16w8_rows(const uint8_t* panel, int64_t K, const float* x, int64_t ld
 // One k pair of a16w4: 16 bytes (byte j = q[k][j] | q[k+1][j] << 4) zero-extended to 16 dwords, then the
 // low and high nibbles as two fp32 vectors.
 template <int R>
-void gemv_a16w4_rows(const uint8_t* panel, int64_t K, int64_t group, const float* x, int64_t ldx,
+void gemv_a16w4_rows(const uint8_t* panel, int64_t K, int64_t group, bool offsets, const float* x, int64_t ldx,
                      const float* xsum, float* c) {
   const __m512i low4 = _mm512_set1_epi32(15);
-  const int64_t groups = K / group, group_bytes = a16w4_group_bytes(group);
+  const int64_t groups = K / group, group_bytes = a16w4_group_bytes(group, offsets);
   __m512 out[R];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) out[r] = _mm512_setzero_ps();
   for (int64_t g = 0; g < groups; ++g) {
     const uint8_t* gp = panel + g * group_bytes;
-    const uint8_t* q = gp + kA16W4Header;
+    const uint8_t* q = gp + a16w4_header(offsets);
     const float* xg = x + g * group;
     __m512 acc[R][2];
 #pragma GCC unroll 8
@@ -63,13 +63,10 @@ void gemv_a16w4_rows(const uint8_t* panel, int64_t K, int64_t group, const float
         acc[r][1] = _mm512_fmadd_ps(_mm512_set1_ps(xg[r * ldx + k + 1]), hi, acc[r][1]);
       }
     }
-    const auto* sz = reinterpret_cast<const float*>(gp);
-    const __m512 s = _mm512_loadu_ps(sz), z = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gp + kA16W4Zeros))));
+    const A16W4Header h(gp, offsets);
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      const __m512 xs = _mm512_set1_ps(xsum[r * groups + g]);
-      out[r] = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, xs, _mm512_add_ps(acc[r][0], acc[r][1])), out[r]);
-    }
+    for (int r = 0; r < R; ++r)
+      out[r] = h.fold(_mm512_add_ps(acc[r][0], acc[r][1]), _mm512_set1_ps(xsum[r * groups + g]), out[r]);
   }
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) _mm512_storeu_ps(c + r * kPanel, out[r]);
@@ -86,13 +83,13 @@ void gemv_a16w8(const uint8_t* panel, int64_t K, const float* x, int64_t ldx, in
   }
 }
 
-void gemv_a16w4(const uint8_t* panel, int64_t K, int64_t group, const float* x, int64_t ldx, const float* xsum,
-                int64_t m, float* c) {
+void gemv_a16w4(const uint8_t* panel, int64_t K, int64_t group, bool offsets, const float* x, int64_t ldx,
+                const float* xsum, int64_t m, float* c) {
   switch (m) {
-    case 1: return gemv_a16w4_rows<1>(panel, K, group, x, ldx, xsum, c);
-    case 2: return gemv_a16w4_rows<2>(panel, K, group, x, ldx, xsum, c);
-    case 3: return gemv_a16w4_rows<3>(panel, K, group, x, ldx, xsum, c);
-    default: return gemv_a16w4_rows<4>(panel, K, group, x, ldx, xsum, c);
+    case 1: return gemv_a16w4_rows<1>(panel, K, group, offsets, x, ldx, xsum, c);
+    case 2: return gemv_a16w4_rows<2>(panel, K, group, offsets, x, ldx, xsum, c);
+    case 3: return gemv_a16w4_rows<3>(panel, K, group, offsets, x, ldx, xsum, c);
+    default: return gemv_a16w4_rows<4>(panel, K, group, offsets, x, ldx, xsum, c);
   }
 }
 

@@ -11,10 +11,10 @@ void widen_a16w8(const uint8_t* panel, int64_t k0, int64_t kc, float* dst) {
     for (int64_t j = 0; j < kPanel; ++j) dst[k * kPanel + j] = float(w[k * kPanel + j]);
 }
 
-void widen_a16w4(const uint8_t* panel, int64_t group, int64_t k0, int64_t kc, float* dst) {
-  const int64_t group_bytes = a16w4_group_bytes(group);
+void widen_a16w4(const uint8_t* panel, int64_t group, bool offsets, int64_t k0, int64_t kc, float* dst) {
+  const int64_t group_bytes = a16w4_group_bytes(group, offsets), header = a16w4_header(offsets);
   for (int64_t k = k0; k < k0 + kc; k += 2) {
-    const uint8_t* q = panel + (k / group) * group_bytes + kA16W4Header + (k % group) / 2 * kPanel;
+    const uint8_t* q = panel + (k / group) * group_bytes + header + (k % group) / 2 * kPanel;
     float* lo = dst + (k - k0) * kPanel;
     float* hi = lo + kPanel;
     for (int64_t j = 0; j < kPanel; ++j) {

@@ -26,18 +26,18 @@ void gemm_a16w8_chunk(const uint8_t* panel, int64_t k0, int64_t kc, const float*
   gemm_f32_panel(a, lda, tile, kc, c, m, accumulate);
 }
 
-void gemm_a16w4_chunk(const uint8_t* panel, int64_t group, int64_t k0, int64_t kc, const float* a, int64_t lda,
-                      const float* xsum, int64_t ldxs, float* g, float* c, int64_t m, float* tile) {
-  widen_a16w4(panel, group, k0, kc, tile);
+void gemm_a16w4_chunk(const uint8_t* panel, int64_t group, bool offsets, int64_t k0, int64_t kc, const float* a,
+                      int64_t lda, const float* xsum, int64_t ldxs, float* g, float* c, int64_t m, float* tile) {
+  widen_a16w4(panel, group, offsets, k0, kc, tile);
   gemm_f32_panel(a, lda, tile, kc, g, m, k0 % group != 0);
   if ((k0 + kc) % group != 0) return;
-  float scale[kPanel], zero[kPanel];
-  const uint8_t* gp = panel + k0 / group * a16w4_group_bytes(group);
-  std::memcpy(scale, gp, sizeof(scale));
-  for (int64_t j = 0; j < kPanel; ++j) zero[j] = gp[kA16W4Zeros + j];
+  float scale[kPanel], zero[kPanel], offset[kPanel];
+  a16w4_group_header(panel + k0 / group * a16w4_group_bytes(group, offsets), offsets, scale, zero, offset);
   for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < kPanel; ++j)
-      c[i * kPanel + j] += scale[j] * (g[i * kPanel + j] - zero[j] * xsum[i * ldxs]);
+    for (int64_t j = 0; j < kPanel; ++j) {
+      const float xs = xsum[i * ldxs];
+      c[i * kPanel + j] = offset[j] * xs + (c[i * kPanel + j] + scale[j] * (g[i * kPanel + j] - zero[j] * xs));
+    }
 }
 
 }  // namespace lowbit::cpu::generic
