@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
-from lowbit import peers
+from lowbit import modes, peers
 from lowbit.quantize import quantize_
 
 # Llama-3.1-8B's layer dimensions (its config.json); the layer count and vocabulary are the benchmark's choice.
@@ -32,11 +32,11 @@ LLAMA_3_1_8B = dict(hidden_size=4096, intermediate_size=14336, num_attention_hea
                     rms_norm_eps=1e-5, rope_theta=500000.0)
 DEFAULT_LAYERS = 2
 DEFAULT_VOCAB = 32000
-LOWBIT_VARIANTS = ("lowbit-a16w8", "lowbit-a16w4", "lowbit-da8w8")
+LOWBIT_VARIANTS = tuple(f"lowbit-{name}" for name in modes.NAMES)
 BASELINE = "bf16"
 VARIANTS = (BASELINE,) + peers.PEERS + LOWBIT_VARIANTS
-# which peer each lowbit mode is measured against (the targets: int4 vs int4, both int8 modes vs int8)
-PEER_OF = {"lowbit-a16w4": "torch-int4", "lowbit-a16w8": "torch-int8", "lowbit-da8w8": "torch-int8"}
+# which peer each lowbit mode is measured against: PyTorch's op of the same weight width (int4 vs int4, int8 vs int8)
+PEER_OF = {f"lowbit-{name}": "torch-int4" if modes.get(name).grouped else "torch-int8" for name in modes.NAMES}
 
 
 @dataclass

@@ -6,8 +6,8 @@ float offsets, the tied embedding Q8_0). transformers reads it with the `gguf` p
 that float model is the reference every perplexity ratio below is taken against. Nothing is downloaded.
 
 Variants (VARIANTS): the model in bf16; lowbit a16w8, a16w4 at g = 32 and 64 (round to nearest with integer zero
-points as quantize_ does by default, and the best data-free method: HQQ with float offsets), da8w8; the GGUF file's
-own int4 integers imported as they are (lowbit.load_gguf_); and PyTorch's int8 / int4 ops built from the same
+points as quantize_ does by default, and the best data-free method: HQQ with float offsets), da8w8, da8w4 g = 32;
+the GGUF file's own int4 integers imported as they are (lowbit.load_gguf_); and PyTorch's int8 / int4 ops built from the same
 integers as lowbit's a16w8 and GGUF-import layers (lowbit.peers). Per variant: perplexity on a fixed slice of
 CPython's `pydoc_data.topics` (the language reference's prose), a greedy continuation of one prompt, decode tokens/s
 at batch 1 and 8, and the linear layers' weight bytes.
@@ -163,6 +163,8 @@ VARIANTS: Dict[str, Tuple[Callable, str]] = {
     "torch-int8": (_torch_from_lowbit(_quantized("a16w8"), "torch-int8"),
                    "torch._weight_int8pack_mm holding lowbit-a16w8's integers"),
     "lowbit-da8w8": (_quantized("da8w8"), "int8 per channel, activations int8 per token"),
+    "lowbit-da8w4-g32": (_quantized("da8w4", 32), "int4 g=32, round to nearest, uint8 zero points, activations int8 "
+                         "per token"),
     "lowbit-a16w4-g32": (_quantized("a16w4", 32), "int4 g=32, round to nearest, uint8 zero points (the default)"),
     "lowbit-a16w4-g32-offsets": (_quantized("a16w4", 32, offsets=True), "int4 g=32, round to nearest, float offsets"),
     "lowbit-a16w4-g64": (_quantized("a16w4", 64), "int4 g=64, round to nearest, uint8 zero points (the default)"),
@@ -171,7 +173,7 @@ VARIANTS: Dict[str, Tuple[Callable, str]] = {
                               "int4 g=64, HQQ, float offsets; lm_head (the tied embedding) a16w8"),
 }
 DEFAULT_VARIANTS = ("bf16", "lowbit-gguf", "torch-int4-gguf", "lowbit-a16w8", "torch-int8", "lowbit-da8w8",
-                    "lowbit-a16w4-g32", "lowbit-a16w4-g32-offsets", "lowbit-a16w4-g64", "lowbit-a16w4-g64-hqq",
+                    "lowbit-da8w4-g32", "lowbit-a16w4-g32", "lowbit-a16w4-g32-offsets", "lowbit-a16w4-g64", "lowbit-a16w4-g64-hqq",
                     "lowbit-a16w4-g64-best")
 
 
