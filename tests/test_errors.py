@@ -125,3 +125,35 @@ def test_float_offsets_errors():
         ops.linear_a16w4(torch.randn(2, 64), packed, 16, 64)
     with pytest.raises(RuntimeError, match="group_size = 64 does not match"):
         torch.ops.lowbit.linear_a16w4(torch.randn(2, 64), packed, 16, 64)
+
+
+def test_int8_modes_refuse_group_arguments_instead_of_dropping_them():
+    """ops.linear(mode, x, packed, N, group_size=None, bias=None): a bias given by position to an int8 mode lands
+    in group_size; it must be an error, never a silently dropped bias (so must zeros or group_size to pack)."""
+    q, s = torch.randint(-127, 128, (N, K), dtype=torch.int8), torch.rand(N) + 0.1
+    for mode in ("a16w8", "da8w8"):
+        packed = ops.pack(mode, q, s)
+        with pytest.raises(ValueError, match=f"{mode} has no group_size .*pass bias by keyword"):
+            ops.linear(mode, x(), packed, N, torch.randn(N, dtype=torch.bfloat16))
+        with pytest.raises(ValueError, match=f"{mode} has no group_size"):
+            ops.pack(mode, q, s, None, 32)
+        with pytest.raises(ValueError, match=f"{mode} has no zeros"):
+            ops.pack(mode, q, s, torch.zeros(N, 1, dtype=torch.uint8))
+
+
+def test_group_size_of_the_wrong_type_is_a_type_error(w4):
+    packed = w4[3]
+    with pytest.raises(TypeError, match="group_size must be a positive even int for a16w4, got Tensor"):
+        ops.linear_a16w4(x(), packed, N, torch.zeros(N))
+    with pytest.raises(TypeError, match="got bool"):
+        ops.linear_a16w4(x(), packed, N, True)
+
+
+def test_per_channel_da8w4_names_in_features():
+    with pytest.raises(ValueError, match="per-channel da8w4 needs in_features K to be a multiple of 8, got K = 100"):
+        lowbit.QuantLinear.from_linear(torch.nn.Linear(100, 32), "da8w4", group_size=None)
+
+
+def test_load_gguf_refuses_a_model_that_is_not_from_transformers(tmp_path):
+    with pytest.raises(TypeError, match="model must be a transformers model loaded from this GGUF file"):
+        lowbit.load_gguf_(torch.nn.Linear(4, 4), str(tmp_path / "none.gguf"))

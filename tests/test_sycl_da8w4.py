@@ -37,7 +37,7 @@ KG = [(64, 8), (136, 8), (520, 8), (256, 32), (320, 64), (384, 128), (200, 200),
 # (LOWBIT_SYCL_TILED_MIN_M, LOWBIT_SYCL_DECODE_COLS) forcing each launch path: rows = the decode kernels as the CPU
 # device picks them (8 columns per work-item at M = 1), rows-1col = one column per work-item (a GPU's choice)
 PATHS = {"rows": ("1000000000", ""), "rows-1col": ("1000000000", "1"), "tiled": ("0", "")}
-MAX_GROUP = (2 ** 31 - 1) // (15 * 127)  # 1127288, sycl/registration.cpp kMaxGroupDa8w4
+MAX_GROUP = (2 ** 31 - 1) // (15 * 127)  # 1127288, csrc/op_checks.h kMaxGroupDA8W4
 
 U32 = 2.0 ** -24
 UNIT_ROUNDOFF = {torch.bfloat16: 2.0 ** -8, torch.float16: 2.0 ** -11, torch.float32: 2.0 ** -24}

@@ -3,7 +3,7 @@
     python -m lowbit bench                    # Llama-3.1-8B shapes, M in 1 8 32 128, bf16, all threads
     python -m lowbit bench --m 1 8 --dtypes bf16 fp16 fp32 --threads 1 2 --out benchmarks/results
 
-Fairness rules (shared/notes/peers.md): every op reads a different copy of its weights on each call, from a
+Fairness rules (docs/benchmarks.md): every op reads a different copy of its weights on each call, from a
 set larger than 4x the L3 cache, so decode timings measure DRAM like a real model does; ops are interleaved
 rep by rep so machine noise hits all of them alike; medians are reported, and ratios are the point.
 """

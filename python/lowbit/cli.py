@@ -38,7 +38,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _add_int4(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--group-size", type=_positive, default=128, help="a16w4 group size (default: %(default)s)")
+    p.add_argument("--group-size", type=_positive, default=128, help="group size of the int4 modes, a16w4 and da8w4 (default: %(default)s)")
     p.add_argument("--method", choices=INT4_METHODS, default="rtn",
                    help="how a16w4 scales/zeros are chosen: rtn = round to nearest, hqq = HQQ's optimizer "
                         "(slower to quantize; default: %(default)s)")
@@ -231,8 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_accuracy)
 
     # listed here for --help; main() hands its arguments to lowbit.bench, which has its own parser
-    sub.add_parser("bench", help="kernel benchmark: the three modes vs PyTorch's int4/int8/_int_mm ops "
-                                 "and dense bf16, cold weights (see `python -m lowbit bench --help`)")
+    sub.add_parser("bench", help=f"kernel benchmark: every mode ({', '.join(modes.NAMES)}) vs PyTorch's "
+                                 "int4/int8/_int_mm ops and dense bf16, cold weights (see `python -m lowbit bench "
+                                 "--help`)")
 
     p = sub.add_parser("chart", help="redraw the latency chart from an `e2e --json` file",
                        description="Redraw the PNG latency chart from the JSON that `e2e --json` wrote.")

@@ -127,6 +127,9 @@ def load_gguf_(model: nn.Module, path: str, others: str = "keep", group_size: in
     Raises ValueError when a tensor's shape does not match its module (not the model this file was loaded
     into), and ImportError without the `gguf` package."""
     from lowbit.nn import QuantLinear
+    if not isinstance(model, nn.Module) or getattr(model, "config", None) is None:
+        raise TypeError("model must be a transformers model loaded from this GGUF file "
+                        f"(AutoModelForCausalLM.from_pretrained(dir, gguf_file=name)), got {type(model).__name__}")
     if others not in ("keep", "quantize"):
         raise ValueError(f"others must be 'keep' or 'quantize', got {others!r}")
     gguf = _require_gguf()

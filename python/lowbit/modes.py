@@ -136,13 +136,15 @@ class Mode:
         if k % 2:
             return f"int4 weights need an even in_features (two per byte), got K = {k}"
         m = self.group_multiple
+        what = "even number" if m == 2 else f"multiple of {m}"
+        if group_size == k and k % m:  # per channel (group_size None / -1 resolves to K)
+            return f"per-channel {self.name} needs in_features K to be a {what}, got K = {k}"
         if not isinstance(group_size, int) or group_size <= 0 or group_size % m:
-            what = "even number" if m == 2 else f"multiple of {m}"
             return f"{self.name}: group_size must be a positive {what} or None (per channel), got {group_size}"
-        if k % group_size:
-            return f"in_features K = {k} is not divisible by group_size = {group_size}"
         if self.max_group is not None and group_size > self.max_group:
             return f"{self.name} supports group_size <= {self.max_group} ({self.limits}), got {group_size}"
+        if k % group_size:
+            return f"in_features K = {k} is not divisible by group_size = {group_size}"
         return None
 
     def k_error(self, k: int) -> Optional[str]:

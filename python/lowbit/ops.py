@@ -12,7 +12,6 @@ from torch import Tensor
 
 from lowbit import _opmeta, backends, modes, sycl
 
-PANEL = backends.CPU.panel  # output columns per native CPU panel
 ACTIVATION_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
 _SUPPORTED_DEVICES = ("cpu", "xpu")  # xpu: the SYCL kernels (lowbit.sycl), when a SYCL runtime is installed
 
@@ -94,13 +93,15 @@ def _check_linear(mode: modes.Mode, x, packed_weight, out_features, bias, group_
 
 def _check_group_size(k: int, group_size, name: str, mode: modes.Mode) -> None:
     m = mode.group_multiple
-    if not isinstance(group_size, int) or isinstance(group_size, bool) or group_size <= 0 or group_size % m:
-        what = "even int" if m == 2 else f"multiple of {m}"
+    what = "even int" if m == 2 else f"multiple of {m}"
+    if not isinstance(group_size, int) or isinstance(group_size, bool):
+        raise TypeError(f"group_size must be a positive {what} for {mode.name}, got {type(group_size).__name__}")
+    if group_size <= 0 or group_size % m:
         raise ValueError(f"group_size must be a positive {what} for {mode.name}, got {group_size!r}")
+    if mode.max_group is not None and group_size > mode.max_group:  # (the C++ checks' order: op_checks.h)
+        raise ValueError(f"{mode.name} supports group_size <= {mode.max_group} ({mode.limits}), got {group_size}")
     if k % group_size:
         raise ValueError(f"{name} = {k} is not divisible by group_size = {group_size}")
-    if mode.max_group is not None and group_size > mode.max_group:
-        raise ValueError(f"{mode.name} supports group_size <= {mode.max_group} ({mode.limits}), got {group_size}")
 
 
 def _check_int8_weight(weight, scales):
@@ -142,6 +143,18 @@ def _check_int4_weight(mode: modes.Mode, weight, scales, zeros, group_size):
             raise ValueError(f"zeros must be in 0..15, got a maximum of {int(zeros.max())}")
 
 
+def _no_groups(mode: modes.Mode, **given) -> None:
+    """An int8 mode has no groups: a group_size or zeros passed to it is a mistake (a bias given by position to
+    linear lands in group_size), never something to ignore."""
+    if mode.grouped:
+        return
+    for name, value in given.items():
+        if value is not None:
+            raise ValueError(f"{mode.name} has no {name} (int8 weights, one scale per output channel), got "
+                             f"{type(value).__name__}{'' if isinstance(value, Tensor) else ' ' + repr(value)}; "
+                             f"pass bias by keyword: linear({mode.name!r}, x, packed_weight, out_features, bias=...)")
+
+
 def pack(mode, weight: Tensor, scales: Tensor, zeros: Optional[Tensor] = None, group_size: Optional[int] = None,
          *, backend: Optional[backends.Backend] = None) -> Tensor:
     """Canonical weights (lowbit.formats) -> the packed layout `mode`'s kernels read, for the backend that runs
@@ -154,6 +167,7 @@ def pack(mode, weight: Tensor, scales: Tensor, zeros: Optional[Tensor] = None, g
     Raises TypeError / ValueError naming the argument; NotImplementedError when the backend has no kernels for
     the mode."""
     mode = modes.get(mode)
+    _no_groups(mode, group_size=group_size, zeros=zeros)
     if mode.grouped:
         _check_int4_weight(mode, weight, scales, zeros, group_size)
         zeros = None if zeros is None else zeros.contiguous()
@@ -176,6 +190,7 @@ def linear(mode, x: Tensor, packed_weight: Tensor, out_features: int, group_size
     x bfloat16, float16 or float32, contiguous; packed_weight from pack(mode, ...) on x's backend; group_size
     for int4 modes (the one it was packed with). Raises TypeError / ValueError naming the argument."""
     mode = modes.get(mode)
+    _no_groups(mode, group_size=group_size)
     _check_linear(mode, x, packed_weight, out_features, bias, group_size)
     return mode.linear(backends.for_device(x.device).ops(x.device), x, packed_weight, out_features, group_size,
                        bias)
