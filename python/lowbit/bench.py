@@ -276,7 +276,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()])
     p.add_argument("--budget", type=float, default=2.0, help="seconds of timing per (shape, M, dtype) point")
     p.add_argument("--peers-all-dtypes", action="store_true", help="also time the peers for fp16/fp32 inputs")
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="folder for kernels.csv/.png")
+    p.add_argument("--out", type=Path, default=Path("build/bench"),
+                   help="folder for kernels.csv/.png (default: %(default)s, untracked; recorded results live under "
+                        "benchmarks/results/<machine>)")
     return p
 
 
