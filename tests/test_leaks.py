@@ -32,6 +32,7 @@ def _round(w, x, layer):
     ops.linear_a16w8(x, ops.pack_a16w8(q8, s8), N)                                # 34 KiB packed, 64 KiB x in fp32
     ops.linear_da8w8(x, ops.pack_da8w8(q8, s8), N)                                # 16 KiB int8 activations
     torch.ops.lowbit.linear_a16w4(x, ops.pack_a16w4(q4, s4, z4, G), N, G, None)  # 20 KiB packed, 16 KiB output
+    ops.linear_da8w4(x, ops.pack_da8w4(q4, s4, z4, G), N, G)                      # int8 x and its group sums
     layer(x[:1])                                                                  # the decode path
     layer.load_state_dict(layer.state_dict())                                     # a repack
 
@@ -61,13 +62,16 @@ def test_sycl_calls_keep_resident_memory_flat():
         import pytest
         pytest.skip(f"SYCL path unavailable: {lowbit.sycl.unavailable_reason()} (tests/test_sycl.py guards CI)")
     torch.manual_seed(7)
-    q8, s8 = formats.quantize_int8(torch.randn(N, K))
+    w = torch.randn(N, K)
+    q8, s8 = formats.quantize_int8(w)
+    q4, s4, z4 = formats.quantize_int4(w, G)
     xs = [torch.randn(m, K, dtype=dt) for m in (1, 33) for dt in (torch.bfloat16, torch.float16, torch.float32)]
 
     def sycl_round():
         for x in xs:
             ops.linear_a16w8(x, ops.pack_a16w8(q8, s8), N)
             ops.linear_da8w8(x, ops.pack_da8w8(q8, s8), N)
+            ops.linear_da8w4(x, ops.pack_da8w4(q4, s4, z4, G), N, G)
 
     with lowbit.sycl.route_cpu(), torch.no_grad():
         for _ in range(10):
@@ -79,6 +83,6 @@ def test_sycl_calls_keep_resident_memory_flat():
         gc.collect()
         growth = _rss_bytes() - before
     print(f"resident memory growth over 150 SYCL rounds: {growth / 2 ** 20:.2f} MiB")
-    # 150 rounds x 12 calls, each packing >= 16 KiB of weights: leaking those alone would
+    # 150 rounds x 18 calls, each packing >= 16 KiB of weights: leaking those alone would
     # add >= 28 MiB (a kernel-cache entry per call, far more)
     assert growth < ALLOWED_GROWTH, f"resident memory grew by {growth / 2 ** 20:.1f} MiB over 150 SYCL rounds"

@@ -8,6 +8,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import lowbit
+from lowbit import modes
 
 
 def _model():
@@ -15,8 +16,10 @@ def _model():
     return nn.Sequential(nn.Linear(256, 80), nn.ReLU(), nn.Linear(80, 33)).to(torch.bfloat16)
 
 
-CONFIGS = [("a16w8", 128, False), ("da8w8", 128, False), ("a16w4", 64, False), ("a16w4", 32, True),
-           ("a16w4", None, False)]
+# every mode (lowbit.modes); int4 modes at two group sizes, symmetric and per channel (80 = K of the second layer,
+# a multiple of 8 as da8w4's per-channel groups need)
+CONFIGS = [c for mode in lowbit.MODES for c in (
+    [(mode, 64, False), (mode, 32, True), (mode, None, False)] if modes.get(mode).grouped else [(mode, 128, False)])]
 
 
 @pytest.mark.parametrize("mode, group_size, symmetric", CONFIGS)
@@ -24,7 +27,7 @@ def test_state_dict_is_canonical(mode, group_size, symmetric):
     q = lowbit.quantize_(_model(), mode, group_size=group_size, symmetric=symmetric)
     sd = q.state_dict()
     assert "0.packed_weight" not in sd
-    if mode == "a16w4":
+    if modes.get(mode).grouped:
         assert sd["0.weight"].dtype == torch.uint8 and sd["0.weight"].shape == (80, 128)
         assert ("0.weight_zero" in sd) == (not symmetric)
     else:

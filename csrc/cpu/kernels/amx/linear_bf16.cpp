@@ -14,6 +14,7 @@
 // 32-k step of the activation rows is copied into a zero-padded scratch tile, and the widened weights are
 // zero past K (an odd K pairs its last k with 0). N tail: panels are zero-padded to 16 columns by packing.
 #include "cpu/kernels/amx/amx.h"
+#include "cpu/kernels/avx512_bf16/bf16_pairs.h"
 #include "cpu/kernels/linear.h"
 
 namespace lowbit::cpu::LOWBIT_VARIANT_NS {
@@ -24,30 +25,10 @@ constexpr int64_t kChunk = 512;     // k per widened chunk: 2 panels x 256 pairs
 constexpr int64_t kRowBlock = 256;  // rows sharing one widened chunk; their fp32 sums: 32 KiB
 constexpr int64_t kStepBytes = kStep / 2 * 64;  // one B tile: 16 pairs x 64 bytes
 
-int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-
-// Heap buffers without std:: templates (a template instantiated here would be built with AMX/AVX-512 flags and
-// the linker may keep that copy for code that runs anywhere).
-template <typename T>
-struct Buffer {
-  T* p;
-  explicit Buffer(int64_t n) : p(n > 0 ? new T[size_t(n)] : nullptr) {}
-  ~Buffer() { delete[] p; }
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-};
-
-// dword j = bf16(even[j]) | bf16(odd[j]) << 16 for fp32 vectors of small integers (exact in bf16: their high
-// halves), as avx512_bf16's converter.
-inline __m512i pair_bf16(__m512 even, __m512 odd) {
-  alignas(64) static const int16_t idx[32] = {1,  33, 3,  35, 5,  37, 7,  39, 9,  41, 11, 43, 13, 45, 15, 47,
-                                              17, 49, 19, 51, 21, 53, 23, 55, 25, 57, 27, 59, 29, 61, 31, 63};
-  return _mm512_permutex2var_epi16(_mm512_castps_si512(even), _mm512_load_si512(idx), _mm512_castps_si512(odd));
-}
-
-inline __m512 widen_s8(const uint8_t* p) {
-  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
-}
+using bf16_pairs::Buffer;
+using bf16_pairs::min64;
+using bf16_pairs::pair_bf16;
+using bf16_pairs::widen_s8;
 
 // a16w8: k in [k0, k0 + kc) of one panel ([16 scales][K][16 int8]) -> bf16 pairs out[steps * 16][16][2], zero
 // past kc up to the whole last step.

@@ -14,6 +14,7 @@
 // paths agree up to the rounding of their sums.
 #include "cpu/kernels/avx512_bf16/bf16.h"
 
+#include "cpu/kernels/avx512_bf16/bf16_pairs.h"
 #include "cpu/kernels/linear.h"
 
 namespace lowbit::cpu::LOWBIT_VARIANT_NS {
@@ -25,29 +26,10 @@ constexpr int64_t kRowBlock = 256;
 constexpr int64_t kChunk = 256;    // k per bf16 tile: 128 pairs x 2 panels x 64 bytes = 16 KiB
 constexpr int kMaxRows = 12;       // 12 rows x 2 panels = 24 accumulators
 
-int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-
-// A heap buffer without std:: templates: a template instantiated in this file would be compiled with AVX-512
-// flags, and the linker may keep that copy for code that runs on CPUs without AVX-512.
-struct FloatBuffer {
-  float* p;
-  explicit FloatBuffer(int64_t n) : p(n > 0 ? new float[size_t(n)] : nullptr) {}
-  ~FloatBuffer() { delete[] p; }
-  FloatBuffer(const FloatBuffer&) = delete;
-  FloatBuffer& operator=(const FloatBuffer&) = delete;
-};
-
-// dword j = bf16(even[j]) | bf16(odd[j]) << 16 for fp32 vectors holding small integers (exact in bf16, so
-// their bf16 is their high half): the high words of both, interleaved.
-inline __m512i pair_bf16(__m512 even, __m512 odd) {
-  alignas(64) static const int16_t idx[32] = {1,  33, 3,  35, 5,  37, 7,  39, 9,  41, 11, 43, 13, 45, 15, 47,
-                                              17, 49, 19, 51, 21, 53, 23, 55, 25, 57, 27, 59, 29, 61, 31, 63};
-  return _mm512_permutex2var_epi16(_mm512_castps_si512(even), _mm512_load_si512(idx), _mm512_castps_si512(odd));
-}
-
-inline __m512 widen_s8(const uint8_t* p) {
-  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
-}
+using bf16_pairs::Buffer;
+using bf16_pairs::min64;
+using bf16_pairs::pair_bf16;
+using bf16_pairs::widen_s8;
 
 // Weight sources: get(p, w) fills w[0..NP) with the bf16 pairs (k, k+1), k = 2p, of NP panels (an odd last k
 // pairs with 0).
@@ -358,7 +340,7 @@ void gemv_a16w4(int64_t m, const uint8_t* const* panel, int64_t K, int64_t group
 void linear_a16w8(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_t p1) {
   if (a.x_bf16 == nullptr || a.M <= kGemvRows) return linear_a16w8_panels(kt, a, p0, p1);
   __m512i tile[kChunk / 2 * 2];
-  FloatBuffer c(min64(a.M, kRowBlock) * 2 * kPanel);  // the tiled path only: decode allocates nothing
+  Buffer<float> c(min64(a.M, kRowBlock) * 2 * kPanel);  // the tiled path only: decode allocates nothing
   int64_t p = p0;
   for (; p + 2 <= p1; p += 2) a16w8_panels<2>(kt, a, p, tile, c.p);
   if (p < p1) a16w8_panels<1>(kt, a, p, tile, c.p);
@@ -391,8 +373,8 @@ void linear_a16w4(const KernelTable& kt, const LinearArgs& a, int64_t p0, int64_
   }
   __m512i tile[kChunk / 2 * 2];
   // the raw dot products of a group so far, for groups longer than a chunk (per channel) only
-  FloatBuffer gsum(a.group > kChunk ? min64(a.M, kRowBlock) * 2 * kPanel : 0);
-  FloatBuffer c(min64(a.M, kRowBlock) * 2 * kPanel);
+  Buffer<float> gsum(a.group > kChunk ? min64(a.M, kRowBlock) * 2 * kPanel : 0);
+  Buffer<float> c(min64(a.M, kRowBlock) * 2 * kPanel);
   int64_t p = p0;
   for (; p + 2 <= p1; p += 2) a16w4_panels<2>(kt, a, sums, p, tile, gsum.p, c.p);
   if (p < p1) a16w4_panels<1>(kt, a, sums, p, tile, gsum.p, c.p);
