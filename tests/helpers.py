@@ -88,17 +88,30 @@ def isa():
 
 
 def da8w4_magnitude(x, packed, scales, zeros, group_size, bias):
-    """|x_scale| * sum_G |s_G| * sum_k (q + z) |xq_k| (+ |bias|): the size of the terms da8w4's fp32 epilogue
-    rounds, counted as q and z apart (a kernel may form s * acc - s * z * sum(xq) rather than s * (acc - z * sum))."""
+    """|x_scale| * sum_G |s_G * d_G| (+ |bias|), d_G the exact integer group sums: the size of the terms da8w4's fp32
+    epilogue rounds (every kernel forms d_G in int32 before any float operation)."""
     from lowbit import reference
 
-    xq, xs = reference.quantize_activation_per_token(x)
+    xq, xs = reference.quantize_activation_per_token(reference.activations(x))
     q = formats.unpack_int4(packed).double()
     n, k = q.shape
+    groups = k // group_size
     z = zeros.double() if zeros is not None else torch.full_like(scales, 8, dtype=torch.float64)
-    w = ((q.reshape(n, -1, group_size) + z[..., None]) * scales.double().abs()[..., None]).reshape(n, k)
-    magnitude = (xq.double().abs() @ w.T) * xs.double().abs()[..., None]
+    w = q.reshape(n, groups, group_size) - z[..., None]
+    d = torch.einsum("mgk,ngk->mng", xq.double().reshape(-1, groups, group_size), w)  # exact: below 2^53
+    magnitude = (d * scales.double()).abs().sum(-1) * xs.double().abs().reshape(-1, 1)
+    magnitude = magnitude.reshape(*x.shape[:-1], n)
     return magnitude if bias is None else magnitude + bias.double().abs()
+
+
+def sycl_cpu_device():
+    """(the SYCL CPU device's name, "") or (None, why) when the SYCL path cannot run here."""
+    if not lowbit.sycl.available():
+        return None, lowbit.sycl.unavailable_reason()
+    try:
+        return lowbit.sycl.cpu_device(), ""
+    except RuntimeError as e:
+        return None, str(e)
 
 
 def assert_close_da8w4(out, ref64, bias, magnitude64, k):

@@ -1,7 +1,7 @@
-"""da8w4 on CPU through torch.ops.lowbit.pack_da8w4 / linear_da8w4 directly (temporary: the Python package does
-not know the mode yet; the coordinator wires it in and then folds these into the mode's tests).
+"""da8w4 on CPU through torch.ops.lowbit.pack_da8w4 / linear_da8w4 directly: the cases the mode-generic op tests
+(tests/cases.py) do not have: the int32 bound's extremes, special rows, the byte layout, argument errors, threads.
 
-Semantics (the reference below, in float64 from the same per-token quantization as da8w8):
+Semantics (lowbit.reference.linear_da8w4, from the same per-token quantization as da8w8):
   xq, xs = per-token int8 quantization of x (lowbit.reference.quantize_activation_per_token)
   d_G[i][c] = sum_{k in G} (q[c][k] - z[G][c]) * xq[i][k]          exact int32 (group_size <= kMaxGroupDA8W4)
   y[i][c] = xs[i] * sum_G s[G][c] * float(d_G[i][c]) + bias[c]      fp32, output in x's dtype
@@ -10,7 +10,6 @@ Every variant this CPU runs (the emulated ones in LOWBIT_EMULATED_ISAS=1 builds)
 with LOWBIT_CPU_ISA set (test_every_variant), as tests/test_library.py does for the other op tests.
 """
 
-import math
 import os
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import torch
 import lowbit
 from lowbit import formats, reference
 
-from helpers import U32, UNIT_ROUNDOFF, random_int4
+from helpers import assert_close_da8w4, da8w4_magnitude, random_int4
 
 ROOT = Path(__file__).resolve().parents[1]
 ops = torch.ops.lowbit
@@ -30,36 +29,10 @@ MAX_GROUP = (2 ** 31 - 1) // (15 * 127)  # kMaxGroupDA8W4
 
 
 def reference_da8w4(x, packed, scales, zeros, group_size, bias=None):
-    """float64 y and the magnitude of the terms the kernels round: xs * sum_G |s * d| (+ |bias|)."""
-    xq, xs = reference.quantize_activation_per_token(reference.activations(x))
-    q = formats.unpack_int4(packed).double()
-    n, k = q.shape
-    g = k // group_size
-    z = zeros.double() if zeros is not None else torch.full((n, g), 8.0, dtype=torch.float64)
-    w = (q.reshape(n, g, group_size) - z[..., None])  # [N, G, g]
-    xg = xq.reshape(-1, g, group_size).double()  # [M, G, g]
-    d = torch.einsum("mgk,ngk->mng", xg, w)  # exact: integers below 2^53
-    t = d * scales.double()[None]  # [M, N, G]
-    xs64 = xs.reshape(-1).double()[:, None]
-    y = t.sum(-1) * xs64
-    mag = t.abs().sum(-1) * xs64.abs()
-    if bias is not None:
-        y = y + bias.double()
-        mag = mag + bias.double().abs()
-    shape = (*x.shape[:-1], n)
-    return y.reshape(shape), mag.reshape(shape)
-
-
-def assert_close_da8w4(out, y64, mag64, groups):
-    """The group sums are exact int32; what remains is fp32: float(d) (exact for g <= 8806, one rounding beyond),
-    s * float(d), the G - 1 additions over the groups in any order, x_scale * sum and + bias: at most G + 4
-    roundings of terms bounded by the magnitude (the gamma bound n u / (1 - n u) < (n + 1) u for these n),
-    then one rounding to the output dtype."""
-    tol = UNIT_ROUNDOFF[out.dtype] * y64.abs() + (groups + 5) * U32 * mag64 + 1e-30
-    err = (out.double() - y64).abs()
-    bad = ~(err <= tol)  # NaN (an unwritten, poisoned element) counts as bad
-    assert not bad.any(), (f"{int(bad.sum())} of {out.numel()} elements off; worst err {err.max().item():.3e}, "
-                           f"tol there {tol.flatten()[err.flatten().argmax()].item():.3e}")
+    """float64 y (lowbit.reference.linear_da8w4) and the magnitude of the terms the kernels round
+    (helpers.da8w4_magnitude: xs * sum_G |s * d| + |bias|)."""
+    y = reference.linear_da8w4(x, packed, scales, zeros, group_size, bias, dtype=torch.float64)
+    return y, da8w4_magnitude(x, packed, scales, zeros, group_size, bias)
 
 
 def run_case(shape, k, n, group_size, symmetric, dtype, with_bias, scale=1.0):
@@ -70,7 +43,7 @@ def run_case(shape, k, n, group_size, symmetric, dtype, with_bias, scale=1.0):
     out = ops.linear_da8w4(x, p, n, group_size, bias)
     assert out.dtype == dtype and out.shape == (*shape, n)
     y64, mag = reference_da8w4(x, packed, scales, zeros, group_size, bias)
-    assert_close_da8w4(out, y64, mag, k // group_size)
+    assert_close_da8w4(out, y64, None, mag, k // group_size)
     return out
 
 
@@ -107,7 +80,7 @@ def test_extremes_hit_the_int32_bound():
         for z in (zeros, None):
             out = ops.linear_da8w4(x, ops.pack_da8w4(packed, scales, z, g), n, g)
             y64, mag = reference_da8w4(x, packed, scales, z, g)
-            assert_close_da8w4(out, y64, mag, groups)
+            assert_close_da8w4(out, y64, None, mag, groups)
 
 
 def test_special_rows():
@@ -129,7 +102,7 @@ def test_special_rows():
     assert torch.equal(out[3], bias)
     keep = [0, 3, 4, 5]
     y64, mag = reference_da8w4(x[keep], packed, scales, zeros, g, bias)
-    assert_close_da8w4(out[keep], y64, mag, k // g)
+    assert_close_da8w4(out[keep], y64, None, mag, k // g)
 
 
 def test_nonfinite_and_zero_scales_affect_only_their_column():

@@ -20,7 +20,8 @@ from torch import nn
 
 import cases
 import lowbit
-from helpers import assert_close_a16, int4_fold_magnitude, random_int4, random_int4_offsets, random_int8
+from helpers import (assert_close_a16, int4_fold_magnitude, random_int4, random_int4_offsets, random_int8,
+                     sycl_cpu_device)
 from lowbit import modes, ops, reference
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,17 +33,7 @@ N = 37  # odd: a partial sub-group, work-group and 32-column tile
 PATHS = {"rows": ("1000000000", ""), "rows-1col": ("1000000000", "1"), "tiled": ("0", "")}
 
 
-def _sycl_cpu_device():
-    """The SYCL CPU device's name, or None (with the reason) when the SYCL path cannot run here."""
-    if not lowbit.sycl.available():
-        return None, lowbit.sycl.unavailable_reason()
-    try:
-        return lowbit.sycl.cpu_device(), ""
-    except RuntimeError as e:
-        return None, str(e)
-
-
-DEVICE, WHY_NOT = _sycl_cpu_device()
+DEVICE, WHY_NOT = sycl_cpu_device()
 needs_sycl = pytest.mark.skipif(DEVICE is None, reason=f"SYCL CPU device unavailable: {WHY_NOT}")
 
 

@@ -1,5 +1,5 @@
 """The SYCL da8w4 kernels (sycl/kernels/da8w4.sycl, pack.sycl's pack_da8w4), run on the CPU as a SYCL device
-through torch.ops.lowbit_sycl, against the pure-torch reference below: every launch path (rows = decode, with 8 or
+through torch.ops.lowbit_sycl, against lowbit.reference.linear_da8w4: every launch path (rows = decode, with 8 or
 1 columns per work-item at M = 1; tiled = local-memory tiles), activation dtype, group size, symmetric and
 asymmetric weights, with outputs poisoned with NaN (LOWBIT_DEBUG_POISON, tests/conftest.py).
 
@@ -24,7 +24,8 @@ import pytest
 import torch
 
 import lowbit
-from lowbit import reference
+from helpers import U32, UNIT_ROUNDOFF, da8w4_magnitude, sycl_cpu_device
+from lowbit import formats, reference
 from lowbit.layouts import _sycl_da8w4
 
 DTYPES = [torch.bfloat16, torch.float16, torch.float32]
@@ -39,22 +40,10 @@ KG = [(64, 8), (136, 8), (520, 8), (256, 32), (320, 64), (384, 128), (200, 200),
 PATHS = {"rows": ("1000000000", ""), "rows-1col": ("1000000000", "1"), "tiled": ("0", "")}
 MAX_GROUP = (2 ** 31 - 1) // (15 * 127)  # 1127288, csrc/op_checks.h kMaxGroupDA8W4
 
-U32 = 2.0 ** -24
-UNIT_ROUNDOFF = {torch.bfloat16: 2.0 ** -8, torch.float16: 2.0 ** -11, torch.float32: 2.0 ** -24}
 HALF_MIN_SUBNORMAL = {torch.bfloat16: 2.0 ** -134, torch.float16: 2.0 ** -25, torch.float32: 2.0 ** -150}
 
 
-def _sycl_cpu_device():
-    """The SYCL CPU device's name, or None (with the reason) when the SYCL path cannot run here."""
-    if not lowbit.sycl.available():
-        return None, lowbit.sycl.unavailable_reason()
-    try:
-        return lowbit.sycl.cpu_device(), ""
-    except RuntimeError as e:
-        return None, str(e)
-
-
-DEVICE, WHY_NOT = _sycl_cpu_device()
+DEVICE, WHY_NOT = sycl_cpu_device()
 needs_sycl = pytest.mark.skipif(DEVICE is None, reason=f"SYCL CPU device unavailable: {WHY_NOT}")
 op = torch.ops.lowbit_sycl
 
@@ -78,54 +67,27 @@ def path(request, monkeypatch):
 
 # ------------------------------------------------------------------ reference
 
-def pack_nibbles(q):
-    """uint8 [N, K] in 0..15 -> canonical uint8 [N, K/2], element k in the low nibble when k is even."""
-    return q[:, 0::2] | (q[:, 1::2] << 4)
-
-
 def random_weight(n, k, g, symmetric):
     """(q uint8 [N, K], canonical [N, K/2], scales float32 [N, K/g], zeros uint8 [N, K/g] or None)."""
     q = torch.randint(0, 16, (n, k), dtype=torch.uint8)
     scales = torch.rand(n, k // g) * 0.1 + 0.01
     zeros = None if symmetric else torch.randint(0, 16, (n, k // g), dtype=torch.uint8)
-    return q, pack_nibbles(q), scales, zeros
+    return q, formats.pack_int4(q), scales, zeros
 
 
 def quantize_per_token(x):
-    """da8w8's per-token quantization, in the fp32 arithmetic of the kernels: q = clamp(round_half_even(x * (127 /
-    amax)), -127, 127), scale = amax / 127; bf16 subnormals read as zero; a zero row gets q = 0, scale 0; a row
-    with a NaN or Inf gets q = 0, scale NaN; a row with amax < 2^-120 is multiplied by 2^64 first (exact)."""
-    xf = x.float()
-    if x.dtype == torch.bfloat16:
-        xf = torch.where(xf.abs() < 2.0 ** -126, xf * 0, xf)
-    xf = xf.reshape(-1, x.shape[-1])
-    amax = xf.abs().amax(dim=1, keepdim=True)
-    finite = torch.isfinite(xf).all(dim=1, keepdim=True)
-    boost = torch.where(amax < 2.0 ** -120, 2.0 ** 64, 1.0).float()
-    inv = torch.full_like(amax, 127.0) / torch.where(amax > 0, amax * boost, torch.ones_like(amax))
-    q = torch.round(xf * boost * inv).clamp(-127, 127)
-    q = torch.where((amax > 0) & finite, q, torch.zeros_like(q)).to(torch.int8)
-    scale = torch.where(finite, amax / 127.0, torch.full_like(amax, float("nan")))
-    return q, scale.reshape(-1)
+    """lowbit.reference's per-token quantization (da8w8's, bit for bit) of x as the ops read it: (int8 [M, K],
+    float32 [M]), the rows of x flattened."""
+    xq, xs = reference.quantize_activation_per_token(reference.activations(x))
+    return xq.reshape(-1, x.shape[-1]), xs.reshape(-1)
 
 
 def reference_da8w4(x, q, scales, zeros, g, bias):
-    """(y, mag), float64 [..., N]: y as the semantics above (the int32 group sums computed exactly in float64,
-    float(d) rounded to fp32 as the kernels do), mag = xs * sum_G |scale * d_G| + |bias| (the tolerance's scale)."""
-    n, k = q.shape
-    groups = k // g
-    xq, xs = quantize_per_token(x)
-    z = zeros.double() if zeros is not None else torch.full((n, groups), 8.0, dtype=torch.float64)
-    wz = q.double().reshape(n, groups, g) - z[..., None]
-    d = torch.einsum("mgk,ngk->mng", xq.double().reshape(-1, groups, g), wz)  # integers below 2^53: exact
-    assert d.abs().max() <= 15 * 127 * g if d.numel() else True
-    t = d.float().double() * scales.double()
-    y = xs.double()[:, None] * t.sum(-1)
-    mag = xs.double()[:, None] * t.abs().sum(-1)
-    if bias is not None:
-        y, mag = y + bias.double(), mag + bias.double().abs()
-    shape = (*x.shape[:-1], n)
-    return y.reshape(shape), mag.reshape(shape)
+    """(y, mag), float64 [..., N]: y = lowbit.reference.linear_da8w4 (the semantics above, exact group sums),
+    mag = xs * sum_G |scale * d_G| + |bias| (the tolerance's scale, helpers.da8w4_magnitude)."""
+    packed = formats.pack_int4(q)
+    y = reference.linear_da8w4(x, packed, scales, zeros, g, bias, dtype=torch.float64)
+    return y, da8w4_magnitude(x, packed, scales, zeros, g, bias)
 
 
 def assert_close(out, x, q, scales, zeros, g, bias, extra_abs=0.0):
@@ -145,28 +107,11 @@ def assert_close(out, x, q, scales, zeros, g, bias, extra_abs=0.0):
 
 def run(x, q, scales, zeros, g, bias=None, n=None):
     n = n or q.shape[0]
-    packed = op.pack_da8w4(pack_nibbles(q), scales, zeros, g)
+    packed = op.pack_da8w4(formats.pack_int4(q), scales, zeros, g)
     return op.linear_da8w4(x, packed, n, g, bias)
 
 
 # ------------------------------------------------------------------ tests
-
-@needs_sycl
-def test_reference_quantization_is_da8w8s():
-    """The quantizer above is lowbit.reference's (da8w8's), bit for bit, ties, tiny, zero and NaN rows included."""
-    x = torch.randn(8, 40) * 3
-    x[1] = 0.0
-    x[2, :4] = torch.tensor([0.5, -0.5, 1.5, 2.5]) / 127 * x[2].abs().max()
-    x[3] *= 1e-38
-    x[4, 3] = float("inf")
-    x[5, 7] = float("nan")
-    for dtype in DTYPES:
-        xd = x.to(dtype)
-        q, s = quantize_per_token(xd)
-        q_ref, s_ref = reference.quantize_activation_per_token(reference.activations(xd))
-        assert q.equal(q_ref) and torch.equal(s.isnan(), s_ref.isnan())
-        assert s[~s.isnan()].equal(s_ref[~s_ref.isnan()])
-
 
 @needs_sycl
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -177,7 +122,7 @@ def test_linear_da8w4(path, m, k, g, symmetric, dtype):
     q, _, scales, zeros = random_weight(N, k, g, symmetric)
     x = torch.randn(m, k, dtype=dtype)
     bias = torch.randn(N, dtype=dtype) if symmetric != (m % 4 == 1) else None
-    packed = op.pack_da8w4(pack_nibbles(q), scales, zeros, g)
+    packed = op.pack_da8w4(formats.pack_int4(q), scales, zeros, g)
     assert packed.shape == ((N + 63) // 64, k // 8 + k // g + (k // g + 7) // 8, 64, 4)
     out = op.linear_da8w4(x, packed, N, g, bias)
     assert_close(out, x, q, scales, zeros, g, bias)
